@@ -1,0 +1,77 @@
+"""The WhatsApp knowledge bot: create_app() builds the Flask application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from bot.settings import Settings, load_settings, with_overrides
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    config_override: Mapping[str, Any] | Settings | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Flask:
+    """Build the app: settings, logging, stores, answerer, blueprint and CLI."""
+    from bot.answer import build_answerer
+    from bot.cli import register_cli
+    from bot.conversation import ConversationHandler
+    from bot.health import Services
+    from bot.history import open_history_store
+    from bot.knowledge import open_knowledge_store
+    from bot.logs import configure_logging
+    from bot.metrics import Metrics
+    from bot.webhook import MAX_BODY_BYTES, bp
+
+    if isinstance(config_override, Settings):
+        settings = config_override
+    else:
+        settings = with_overrides(load_settings(environ), config_override or {})
+    configure_logging(settings)
+    for warning in settings.warnings:
+        logger.warning("config: %s", warning)
+    if settings.local_mode:
+        logger.warning(
+            "local mode: no TWILIO_AUTH_TOKEN, so signatures cannot be checked; "
+            "serving loopback clients only and treating every sender as allowed"
+        )
+
+    app = Flask(__name__)
+    # Werkzeug refuses larger bodies with 413 even when no Content-Length is sent.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    history = open_history_store(settings)
+    knowledge = open_knowledge_store(settings.data_dir)
+    answerer = build_answerer(
+        settings.mistral_api_key or None, settings.mistral_model,
+        settings.mistral_server_url or None,
+    )  # fmt: skip
+    metrics = Metrics()
+    handler = ConversationHandler(settings, history, knowledge, answerer, metrics)
+    app.extensions["bot"] = Services(settings, history, knowledge, answerer, metrics, handler)
+    app.register_blueprint(bp)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    register_cli(app)
+    return app
+
+
+def _http_error(exc: HTTPException) -> Response:
+    """4xx/5xx as one plain line: never an HTML page or a traceback."""
+    return Response(f"{exc.name}\n", status=exc.code or 500, mimetype="text/plain")
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    """A bug outside the use case: logged with its traceback, answered with empty TwiML."""
+    logger.exception("unhandled error")
+    # Twilio treats any 5xx as error 11200; an empty TwiML reply at least is not retried.
+    return Response(
+        '<?xml version="1.0" encoding="UTF-8"?><Response />', status=200, mimetype="text/xml"
+    )

@@ -1,0 +1,156 @@
+"""Flask CLI commands: ingest, chat, search, forget."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+import uuid
+import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
+
+import click
+from flask import Flask, current_app
+from twilio.request_validator import RequestValidator
+
+from bot.deadline import Deadline
+from bot.inbound import normalise_number
+from bot.security import SIGNATURE_HEADER
+from bot.settings import Settings
+
+WEBHOOK_PATH = "/whatsapp/webhook"
+DEFAULT_SENDER = "whatsapp:+15555550100"  # a fictional number (555-01xx is reserved)
+SANDBOX_NUMBER = "whatsapp:+14155238886"
+CLI_SEARCH_SECONDS = 30.0
+
+
+def _services():
+    return current_app.extensions["bot"]
+
+
+def build_form(settings: Settings, text: str, sender: str) -> dict[str, str]:
+    """A form shaped like Twilio's inbound WhatsApp webhook."""
+    sid = "SM" + uuid.uuid4().hex
+    return {
+        "MessageSid": sid,
+        "SmsMessageSid": sid,
+        "AccountSid": settings.twilio_account_sid or "AC" + "0" * 32,
+        "From": normalise_number(sender),
+        "To": settings.whatsapp_number or SANDBOX_NUMBER,
+        "Body": text,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "ProfileName": "CLI",
+        "WaId": normalise_number(sender).rpartition("+")[2],
+    }
+
+
+def reply_texts(twiml: str) -> list[str]:
+    """The <Message> bodies of a TwiML document."""
+    return [el.text or "" for el in ET.fromstring(twiml).iter("Message")]
+
+
+def _post_http(url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=urlencode(form).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 (user URL)
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+@click.command("chat")
+@click.argument("text", nargs=-1, required=True)
+@click.option("--sender", default=DEFAULT_SENDER, show_default=True, help="The From number.")
+@click.option("--url", default=None, help="Send over HTTP to a running server's base URL.")
+def chat_command(text: tuple[str, ...], sender: str, url: str | None) -> None:
+    """Send TEXT through the real webhook (signed when a token is set) and print the reply."""
+    settings = _services().settings
+    form = build_form(settings, " ".join(text), sender)
+    if url:
+        target = url.rstrip("/") + WEBHOOK_PATH
+    else:
+        target = (settings.public_base_url or "http://localhost") + WEBHOOK_PATH
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if settings.twilio_auth_token:
+        signed = (settings.public_base_url + WEBHOOK_PATH) if settings.public_base_url else target
+        validator = RequestValidator(settings.twilio_auth_token)
+        headers[SIGNATURE_HEADER] = validator.compute_signature(signed, form)
+    if url:
+        status, body = _post_http(target, form, headers)
+    else:
+        client = current_app.test_client()
+        response = client.post(
+            WEBHOOK_PATH, data=form, headers=headers, base_url=target.removesuffix(WEBHOOK_PATH),
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )  # fmt: skip
+        status, body = response.status_code, response.get_data(as_text=True)
+    if status != 200:
+        raise click.ClickException(f"the webhook answered HTTP {status}: {body.strip()}")
+    messages = reply_texts(body)
+    click.echo("\n\n".join(messages) if messages else "(no reply)")
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def ingest_command(paths: tuple[str, ...]) -> None:
+    """Load documents and transcripts into the knowledge base (unchanged files are skipped)."""
+    from bot.knowledge.ingest import ingest_paths
+
+    summary = ingest_paths(_services().knowledge, list(paths), progress=sys.stderr.isatty())
+    click.echo(summary.describe())
+    for error in summary.errors:
+        click.echo(f"error: {error}", err=True)
+    if summary.errors:
+        sys.exit(1)
+
+
+def _search_json(question: str, k: int) -> str:
+    passages = _services().knowledge.search(question, k, Deadline(CLI_SEARCH_SECONDS))
+    return json.dumps(
+        {
+            "question": question,
+            "passages": [
+                {"text": p.text, "source": p.source, "score": float(p.score)} for p in passages
+            ],
+        },
+        ensure_ascii=False,
+    )
+
+
+@click.command("search")
+@click.argument("question", required=False)
+@click.option("--k", "k", default=None, type=click.IntRange(1, 1000), help="How many passages.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
+def search_command(question: str | None, k: int | None, as_json: bool) -> None:
+    """Show what retrieval returns; with no QUESTION, one question per stdin line -> JSON lines."""
+    k = k or _services().settings.context_limit
+    if question is None:
+        for line in sys.stdin:
+            if line.strip():
+                click.echo(_search_json(line.strip(), k))
+        return
+    if as_json:
+        click.echo(_search_json(question, k))
+        return
+    passages = _services().knowledge.search(question, k, Deadline(CLI_SEARCH_SECONDS))
+    if not passages:
+        click.echo("No passages found.")
+    for rank, passage in enumerate(passages, 1):
+        click.echo(f"[{rank}] {passage.source}  (score {passage.score:.3f})")
+        click.echo("    " + passage.text[:300].replace("\n", "\n    "))
+
+
+@click.command("forget")
+@click.argument("sender")
+def forget_command(sender: str) -> None:
+    """Delete everything stored of SENDER's conversation."""
+    deleted = _services().history.forget(normalise_number(sender))
+    click.echo(f"Deleted {deleted} stored rows for that sender.")
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the commands to `flask --app app`."""
+    for command in (chat_command, ingest_command, search_command, forget_command):
+        app.cli.add_command(command)

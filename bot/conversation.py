@@ -1,0 +1,180 @@
+"""handle(message) -> Reply: the whole use case, deadline-aware, without Flask."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from bot.answer.base import Answerer
+from bot.answer.extractive import ExtractiveAnswerer
+from bot.commands import HELP_TEXT, MEDIA_REPLY, MENTION_HINT, parse_command, sources_text
+from bot.deadline import Deadline
+from bot.followup import search_query
+from bot.history.store import HistoryStore, HistoryUnavailable
+from bot.inbound import find_mention, mask_number
+from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable
+from bot.metrics import Metrics
+from bot.models import Answer, InboundMessage, Passage, Reply, Turn
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+HINT_EVERY_SECONDS = 24 * 3600
+# Time kept back from the model for storing the exchange and writing the TwiML.
+FINISH_RESERVE_SECONDS = 0.3
+# While another request answers the same MessageSid, wait for its reply this often.
+DUPLICATE_POLL_SECONDS = 0.05
+SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
+KNOWLEDGE_DOWN = (
+    "The knowledge base is unavailable right now, so I can't look that up. "
+    "Please try again in a few minutes."
+)
+RESET_DONE = "Done: I've forgotten our conversation. Ask me something new!"
+TRUNCATED_NOTE = "_(Your question was long, so I only read its first {n} characters.)_"
+
+
+@dataclass
+class ConversationHandler:
+    """Turns one verified InboundMessage into a Reply, using our own store protocols."""
+
+    settings: Settings
+    history: HistoryStore
+    knowledge: KnowledgeStore
+    answerer: Answerer
+    metrics: Metrics
+
+    def __post_init__(self) -> None:
+        self._last_resort = ExtractiveAnswerer()
+        self._trigger = self.settings.trigger_words[0]
+
+    def handle(self, msg: InboundMessage, deadline: Deadline) -> Reply:
+        """Reply to a message exactly once per MessageSid, within the deadline."""
+        self.metrics.incr("messages")
+        self.metrics.seen(msg.sender)
+        owned = True
+        try:
+            delivery = self.history.claim(msg.message_sid, msg.conversation, deadline)
+            if delivery.state != "new":
+                self.metrics.incr("duplicates")
+                return self._repeat(msg, delivery.state, delivery.reply, deadline)
+        except HistoryUnavailable as exc:
+            # Without the store we cannot de-duplicate; answering beats staying silent.
+            logger.warning("history unavailable for de-duplication: %s", exc)
+            owned = False
+        try:
+            reply = self._respond(msg, deadline)
+        except Exception:
+            logger.exception("unexpected error handling a message from %s", mask(msg))
+            self.metrics.incr("errors")
+            if owned:
+                self._quietly(self.history.release, msg.message_sid)
+            return Reply(SORRY, kind="error")
+        if owned:
+            self._quietly(self.history.complete, msg.message_sid, reply.text, deadline)
+        return reply
+
+    def _repeat(self, msg: InboundMessage, state: str, reply: str, deadline: Deadline) -> Reply:
+        """A redelivery: the reply already given, waiting for it while it is being made."""
+        while state == "pending" and deadline.remaining() > FINISH_RESERVE_SECONDS:
+            time.sleep(DUPLICATE_POLL_SECONDS)
+            delivery = self.history.delivery(msg.message_sid, deadline)
+            state, reply = (delivery.state, delivery.reply) if delivery else ("done", "")
+        logger.info("duplicate delivery from %s (%s)", mask(msg), state)
+        return Reply(reply if state == "done" else "", kind="duplicate")
+
+    def _respond(self, msg: InboundMessage, deadline: Deadline) -> Reply:
+        """Everything after de-duplication: media, mention, commands, the answer."""
+        trigger = self._trigger
+        if not msg.body and msg.num_media:
+            return Reply(MEDIA_REPLY.format(trigger=trigger), kind="media")
+        if msg.is_group and not self.settings.enable_group_chat:
+            return Reply(kind="ignored")
+        mentioned, question = find_mention(msg.body, self.settings.trigger_words)
+        if self.settings.require_mention and not mentioned:
+            if self._safe(False, self.history.notice_due, msg.sender, "mention-hint",
+                          HINT_EVERY_SECONDS, deadline):  # fmt: skip
+                return Reply(MENTION_HINT.format(trigger=trigger), kind="hint")
+            return Reply(kind="ignored")
+        if not question:
+            return Reply(HELP_TEXT.format(trigger=trigger), kind="command")
+        command = parse_command(question)
+        if command == "help":
+            return Reply(HELP_TEXT.format(trigger=trigger), kind="command")
+        if command == "reset":
+            self.history.clear(msg.conversation, deadline)
+            return Reply(RESET_DONE, kind="command")
+        if command == "sources":
+            sources = self.history.last_sources(msg.conversation, deadline)
+            return Reply(sources_text(sources), kind="command")
+        return self._answer(msg, question, deadline)
+
+    def _answer(self, msg: InboundMessage, question: str, deadline: Deadline) -> Reply:
+        """Retrieve, generate, store: degrade on any failing dependency."""
+        started = time.perf_counter()
+        note = ""
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            question, note = question[:limit], TRUNCATED_NOTE.format(n=limit)
+        turns: list[Turn] = self._safe(
+            [], self.history.recent, msg.conversation,
+            self.settings.max_conversation_history, deadline,
+        )  # fmt: skip
+        try:
+            passages = self.knowledge.search(
+                search_query(question, turns), self.settings.context_limit, deadline.child(
+                    seconds=max(1.0, deadline.remaining() / 3))
+            )  # fmt: skip
+        except KnowledgeUnavailable as exc:
+            logger.warning("knowledge unavailable: %s", exc)
+            self.metrics.incr("errors")
+            return Reply(KNOWLEDGE_DOWN, kind="unavailable")
+        retrieved = time.perf_counter()
+        answer = self._generate(question, passages, turns, deadline)
+        text = f"{note}\n\n{answer.text}" if note else answer.text
+        self._safe(
+            None, self.history.append_exchange, msg.conversation, msg.sender, msg.message_sid,
+            question, text, answer.sources, self.settings.max_conversation_history, deadline,
+        )  # fmt: skip
+        finished = time.perf_counter()
+        self.metrics.incr("answers")
+        self.metrics.observe(finished - started)
+        logger.info(
+            "answered %s: %d passages in %.0f ms, %s%s in %.0f ms",
+            mask(msg), len(passages), (retrieved - started) * 1000, answer.backend,
+            f" (fallback: {answer.fallback_reason})" if answer.fallback_reason else "",
+            (finished - retrieved) * 1000,
+        )  # fmt: skip
+        return Reply(text, kind="answer", sources=answer.sources)
+
+    def _generate(
+        self, question: str, passages: list[Passage], turns: list[Turn], deadline: Deadline
+    ) -> Answer:
+        """The configured answerer; the extractive one if it breaks unexpectedly."""
+        try:
+            answer = self.answerer.answer(
+                question, passages, turns, deadline.child(reserve=FINISH_RESERVE_SECONDS)
+            )
+        except Exception:
+            logger.exception("answerer %s failed unexpectedly", self.answerer.name)
+            answer = self._last_resort.answer(question, passages, turns, deadline)
+            answer = Answer(answer.text, answer.sources, answer.backend, "error")
+        if answer.fallback_reason:
+            self.metrics.incr("fallbacks")
+        return answer
+
+    def _safe(self, default, operation, *args):
+        """Run a history operation; on HistoryUnavailable log one line and use `default`."""
+        try:
+            return operation(*args)
+        except HistoryUnavailable as exc:
+            logger.warning("history unavailable (%s): %s", operation.__name__, exc)
+            return default
+
+    def _quietly(self, operation, *args) -> None:
+        self._safe(None, operation, *args)
+
+
+def mask(msg: InboundMessage) -> str:
+    """The sender as logs may show it."""
+    return mask_number(msg.sender)

@@ -1,0 +1,42 @@
+"""Search text for follow-up questions: "why was that decided?" keeps the earlier topic."""
+
+from __future__ import annotations
+
+import re
+
+from bot.models import Turn
+
+# Words that point back at something said before: their referent is in an earlier turn.
+_ANAPHORA = {
+    "that", "this", "it", "its", "they", "them", "their", "those", "these", "there", "then",
+    "he", "she", "his", "her", "him", "such", "same", "above", "earlier", "previous",
+}  # fmt: skip
+_FILLER = {
+    "what", "why", "how", "who", "when", "where", "which", "was", "were", "is", "are", "did",
+    "do", "does", "the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "about", "we",
+    "you", "i", "me", "so", "ok", "okay", "and", "more", "tell", "can", "could", "please",
+    "decided", "decide", "mean", "say", "said", "with", "be", "been", "has", "have", "had",
+}  # fmt: skip
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_BORROWED_TURNS = 3
+
+
+def is_follow_up(question: str) -> bool:
+    """A question that refers back, or says too little to search on by itself."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    content = [w for w in words if w not in _FILLER and w not in _ANAPHORA]
+    return bool(set(words) & _ANAPHORA) or len(content) < 2
+
+
+def search_query(question: str, turns: list[Turn]) -> str:
+    """The question, plus the earlier questions it depends on when it is a follow-up."""
+    if not is_follow_up(question):
+        return question
+    borrowed: list[str] = []
+    for turn in reversed(turns):
+        if turn.role != "user":
+            continue
+        borrowed.append(turn.text)
+        if len(borrowed) >= MAX_BORROWED_TURNS or not is_follow_up(turn.text):
+            break
+    return " ".join([question, *reversed(borrowed)])

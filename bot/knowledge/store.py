@@ -1,0 +1,70 @@
+"""The KnowledgeStore protocol and the documents it holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.deadline import Deadline
+from bot.models import Passage
+
+
+class KnowledgeUnavailable(Exception):
+    """The knowledge backend cannot answer right now (down, timed out, misconfigured)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable slice of a document."""
+
+    seq: int
+    text: str
+    speakers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Document:
+    """A parsed source file, ready to store."""
+
+    id: str  # stable across re-ingests of the same path
+    title: str
+    kind: str  # "text", "markdown", "transcript", "chat"
+    source: str  # the file name as given to ingest
+    date: str  # ISO date or ""
+    sha256: str  # of the file's bytes: unchanged files are skipped
+    chunks: tuple[Chunk, ...]
+    people: tuple[str, ...] = ()  # speakers / attendees
+
+
+class KnowledgeStore(Protocol):
+    """Where passages come from. Every method may raise KnowledgeUnavailable."""
+
+    backend: str
+
+    def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
+        """The `k` most relevant passages for free user text, best first."""
+        ...
+
+    def document_sha(self, doc_id: str) -> str | None:
+        """The stored sha256 of a document, or None if it is not stored."""
+        ...
+
+    def upsert(self, doc: Document) -> None:
+        """Store a document, replacing any earlier version and its chunks."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """{"documents": n, "chunks": n, "people": n}."""
+        ...
+
+    def version(self) -> str:
+        """Changes whenever the content changes (answer-cache invalidation)."""
+        ...
+
+    def ping(self) -> None:
+        """Cheap liveness check; raises KnowledgeUnavailable."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,40 @@
+"""Logging: stdout (what gunicorn and Render collect) plus a rotating file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from bot.settings import Settings
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FILE = "whatsapp_agent.log"
+_MARK = "_whatsapp_bot_handler"
+
+
+def configure_logging(settings: Settings) -> None:
+    """Install our handlers once per process (create_app may run many times in tests)."""
+    root = logging.getLogger()
+    root.setLevel(settings.log_level)
+    for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(handler)
+        handler.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    try:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            RotatingFileHandler(
+                Path(settings.data_dir) / LOG_FILE, maxBytes=5_000_000, backupCount=3,
+                encoding="utf-8", delay=True,
+            )
+        )  # fmt: skip
+    except OSError:
+        pass  # a read-only disk must not stop the bot; stdout still has everything
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(FORMAT))
+        setattr(handler, _MARK, True)
+        root.addHandler(handler)
+    # httpx logs every request URL at INFO; that is noise at our level.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

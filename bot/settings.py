@@ -1,0 +1,299 @@
+"""One loader for config.json + .env + environment: every key name lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+logger = logging.getLogger(__name__)
+
+# Twilio abandons a webhook after 15 s, connect time included; keep a second in hand.
+MAX_RESPONSE_SECONDS = 14.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SECRET_KEYS = ("twilio.auth_token", "mistral.api_key", "neo4j.password")
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message is the one line a maintainer reads."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its configuration, validated and frozen."""
+
+    config_path: str = "config.json"
+    # twilio
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    whatsapp_number: str = ""
+    trigger_words: tuple[str, ...] = ("@agent",)
+    validate_signature: bool = True
+    public_base_url: str = ""
+    # whatsapp
+    max_conversation_history: int = 10
+    response_timeout_seconds: float = 12.0
+    enable_group_chat: bool = False
+    context_limit: int = 5
+    require_mention: bool = True
+    max_reply_messages: int = 3
+    max_question_chars: int = 1000
+    # mistral
+    mistral_api_key: str = ""
+    mistral_model: str = "mistral-small-latest"
+    mistral_server_url: str = ""
+    # neo4j (used by the graph store)
+    neo4j_uri: str = ""
+    neo4j_user: str = "neo4j"
+    neo4j_password: str = ""
+    neo4j_database: str = "neo4j"
+    # process environment
+    database_url: str = ""
+    ratelimit_storage_uri: str = "memory://"
+    data_dir: str = "data"
+    log_level: str = "INFO"
+    port: int = 8000
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def local_mode(self) -> bool:
+        """No auth token: signatures cannot be checked, so only loopback clients are served."""
+        return not self.twilio_auth_token
+
+
+# --- value checkers: each returns the clean value or raises ValueError(what is allowed) ---
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ValueError("true or false")
+
+
+def _int(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return value
+
+    return check
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("a number of seconds greater than 0 (at most 14)")
+    if value <= 0:
+        raise ValueError("a number of seconds greater than 0 (at most 14)")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value.strip()
+
+
+def _nonempty(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        raise ValueError("a non-empty string")
+    return text
+
+
+def _url(*schemes: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = _text(value)
+        if not text:
+            return ""
+        parts = urlsplit(text)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ValueError(f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return text.rstrip("/")
+
+    return check
+
+
+def _public_base_url(value: Any) -> str:
+    text = _url("https", "http")(value)
+    if text and (urlsplit(text).query or urlsplit(text).fragment):
+        raise ValueError("a base URL without query or fragment, e.g. https://bot.example.com")
+    return text
+
+
+def _trigger_words(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    words = tuple(w.strip() for w in value) if isinstance(value, list) else ()
+    if not words or not all(isinstance(w, str) and w and not w.isspace() for w in value):
+        raise ValueError('a non-empty list of words, e.g. ["@agent", "@bot"]')
+    if any(any(ch.isspace() for ch in w) for w in words):
+        raise ValueError("words without spaces")
+    return words
+
+
+def _log_level(value: Any) -> str:
+    text = _text(value).upper()
+    if text not in LOG_LEVELS:
+        raise ValueError("one of " + ", ".join(LOG_LEVELS))
+    return text
+
+
+def _whatsapp_number(value: Any) -> str:
+    text = _text(value)
+    bare = text.removeprefix("whatsapp:")
+    if text and not (bare.startswith("+") and bare[1:].isdigit() and 8 <= len(bare) <= 16):
+        raise ValueError('an E.164 number such as "whatsapp:+14155238886"')
+    return text
+
+
+# config.json key -> (Settings field, checker). The seed product's keys come first.
+CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "twilio.account_sid": ("twilio_account_sid", _text),
+    "twilio.auth_token": ("twilio_auth_token", _text),
+    "twilio.whatsapp_number": ("whatsapp_number", _whatsapp_number),
+    "twilio.bot_trigger_words": ("trigger_words", _trigger_words),
+    "twilio.validate_signature": ("validate_signature", _bool),
+    "twilio.public_base_url": ("public_base_url", _public_base_url),
+    "whatsapp.max_conversation_history": ("max_conversation_history", _int(0, 1000)),
+    "whatsapp.response_timeout_seconds": ("response_timeout_seconds", _seconds),
+    "whatsapp.enable_group_chat": ("enable_group_chat", _bool),
+    "whatsapp.context_limit": ("context_limit", _int(1, 50)),
+    "whatsapp.require_mention": ("require_mention", _bool),
+    "whatsapp.max_reply_messages": ("max_reply_messages", _int(1, 10)),
+    "whatsapp.max_question_chars": ("max_question_chars", _int(20, 10000)),
+    "mistral.api_key": ("mistral_api_key", _text),
+    "mistral.model": ("mistral_model", _nonempty),
+    "neo4j.uri": ("neo4j_uri", _url("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")),
+    "neo4j.user": ("neo4j_user", _text),
+    "neo4j.password": ("neo4j_password", _text),
+    "neo4j.database": ("neo4j_database", _text),
+}
+
+# Environment variable -> (Settings field, checker); these override config.json.
+ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "TWILIO_ACCOUNT_SID": ("twilio_account_sid", _text),
+    "TWILIO_AUTH_TOKEN": ("twilio_auth_token", _text),
+    "PUBLIC_BASE_URL": ("public_base_url", _public_base_url),
+    "MISTRAL_API_KEY": ("mistral_api_key", _text),
+    "MISTRAL_SERVER_URL": ("mistral_server_url", _url("https", "http")),
+    "DATABASE_URL": ("database_url", _url("postgres", "postgresql")),
+    "NEO4J_URI": CONFIG_KEYS["neo4j.uri"],
+    "NEO4J_USER": ("neo4j_user", _text),
+    "NEO4J_PASSWORD": ("neo4j_password", _text),
+    "NEO4J_DATABASE": ("neo4j_database", _text),
+    "RATELIMIT_STORAGE_URI": ("ratelimit_storage_uri", _url("memory", "redis", "rediss")),
+    "DATA_DIR": ("data_dir", _nonempty),
+    "LOG_LEVEL": ("log_level", _log_level),
+    "PORT": ("port", _int(1, 65535)),
+}
+SECRET_FIELDS = {"twilio_auth_token", "mistral_api_key", "neo4j_password", "database_url"}
+
+
+def _shown(field_name: str, value: Any) -> str:
+    """The value as an error message may show it: secrets never appear."""
+    return "<hidden>" if field_name in SECRET_FIELDS else json.dumps(value, ensure_ascii=False)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """Parse config.json; a missing file means all defaults."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    return data
+
+
+def _flatten(data: dict[str, Any], path: Path, warnings: list[str]) -> dict[str, Any]:
+    """{"twilio": {"x": 1}} -> {"twilio.x": 1}; unknown keys become warnings, not errors."""
+    flat: dict[str, Any] = {}
+    sections = {key.split(".")[0] for key in CONFIG_KEYS}
+    for section, values in data.items():
+        if section not in sections:
+            warnings.append(f"{path}: unknown section {section!r} ignored")
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {section} = {_shown('', values)}: must be an object")
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            if name in CONFIG_KEYS:
+                flat[name] = value
+            else:
+                warnings.append(f"{path}: unknown key {name!r} ignored")
+    return flat
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+) -> Settings:
+    """Build Settings from config.json, then .env, then the process environment."""
+    import os
+
+    env: dict[str, str] = {}
+    if dotenv_path and Path(dotenv_path).is_file():
+        env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+
+    config_path = Path(env.get("CONFIG_PATH") or "config.json")
+    warnings: list[str] = []
+    values: dict[str, Any] = {"config_path": str(config_path)}
+
+    for name, raw in _flatten(_read_config(config_path), config_path, warnings).items():
+        field_name, check = CONFIG_KEYS[name]
+        try:
+            values[field_name] = check(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{config_path}: {name} = {_shown(field_name, raw)}: expected {exc}"
+            ) from None
+        if name in SECRET_KEYS and values[field_name]:
+            warnings.append(
+                f"{config_path}: {name} holds a secret; move it to the environment or .env"
+            )
+
+    for name, (field_name, check) in ENV_KEYS.items():
+        if name not in env or env[name] == "":
+            continue
+        try:
+            values[field_name] = check(env[name])
+        except ValueError as exc:
+            raise ConfigError(
+                f"environment: {name} = {_shown(field_name, env[name])}: expected {exc}"
+            ) from None
+
+    timeout = values.get("response_timeout_seconds", Settings.response_timeout_seconds)
+    if timeout > MAX_RESPONSE_SECONDS:
+        warnings.append(
+            f"{config_path}: whatsapp.response_timeout_seconds = {timeout:g} clamped to "
+            f"{MAX_RESPONSE_SECONDS:g} (Twilio gives up at 15 s)"
+        )
+        values["response_timeout_seconds"] = MAX_RESPONSE_SECONDS
+    return Settings(**values, warnings=tuple(warnings))
+
+
+def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+    """Settings with some fields replaced (tests and the CLI use this)."""
+    return replace(settings, **overrides)

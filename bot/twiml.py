@@ -1,0 +1,57 @@
+"""Reply -> TwiML, splitting long answers at paragraph or sentence boundaries."""
+
+from __future__ import annotations
+
+import re
+
+from twilio.twiml.messaging_response import MessagingResponse
+
+# WhatsApp messages through Twilio are capped at 1,600 characters (error 21617).
+MAX_MESSAGE_CHARS = 1600
+TRUNCATED = "\n\n(Answer shortened; ask a narrower question for more.)"
+
+
+def _pieces(text: str, limit: int) -> list[str]:
+    """Break text into units no longer than `limit`: paragraphs, sentences, then words."""
+    units: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        if len(paragraph) <= limit:
+            units.append(paragraph)
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+|\n", paragraph):
+            while len(sentence) > limit:
+                cut = sentence.rfind(" ", 0, limit)
+                cut = cut if cut > limit // 2 else limit
+                units.append(sentence[:cut].rstrip())
+                sentence = sentence[cut:].lstrip()
+            if sentence:
+                units.append(sentence)
+    return [u for u in units if u.strip()]
+
+
+def split_message(text: str, max_messages: int, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
+    """At most `max_messages` parts of at most `limit` characters each."""
+    parts: list[str] = []
+    current = ""
+    for unit in _pieces(text, limit):
+        joiner = "\n\n" if current else ""
+        if len(current) + len(joiner) + len(unit) <= limit:
+            current += joiner + unit
+            continue
+        parts.append(current)
+        current = unit
+    if current:
+        parts.append(current)
+    if len(parts) > max_messages:
+        parts = parts[:max_messages]
+        last = parts[-1][: limit - len(TRUNCATED)]
+        parts[-1] = last.rstrip() + TRUNCATED
+    return parts
+
+
+def render(text: str, max_messages: int) -> str:
+    """TwiML for a reply; empty text gives an empty <Response/> (nothing is sent)."""
+    response = MessagingResponse()
+    for part in split_message(text, max_messages) if text.strip() else []:
+        response.message(part)
+    return str(response)

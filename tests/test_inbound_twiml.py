@@ -1,0 +1,90 @@
+"""Form parsing, mention detection, follow-ups and TwiML splitting."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.followup import search_query
+from bot.inbound import BadRequest, clean_text, find_mention, mask_number, parse_form
+from bot.models import Turn
+from bot.twiml import MAX_MESSAGE_CHARS, render, split_message
+from tests.conftest import twilio_form
+
+TRIGGERS = ("@agent", "@bot")
+
+
+@pytest.mark.parametrize(
+    ("body", "mentioned", "question"),
+    [
+        ("@agent what about Germany?", True, "what about Germany?"),
+        ("@Agent, what about Germany?", True, "what about Germany?"),
+        ("what about Germany @BOT", True, "what about Germany"),
+        ("hey @agent: status?", True, "hey status?"),
+        ("what about Germany?", False, "what about Germany?"),
+        ("write to x@agent.org", False, "write to x@agent.org"),
+        ("@agents unite", False, "@agents unite"),
+    ],
+)
+def test_find_mention(body, mentioned, question):
+    assert find_mention(body, TRIGGERS) == (mentioned, question)
+
+
+def test_parse_form_normalises_and_ignores_unknown_fields():
+    form = twilio_form("  @agent hi\u200b\u202e  ", sender="whatsapp:+44 7700-900001", Foo="x")
+    message = parse_form(form)
+    assert message.sender == "whatsapp:+447700900001"
+    assert message.body == "@agent hi"
+    assert message.conversation == message.sender
+    assert not message.is_group
+
+
+def test_parse_form_marks_groups_only_when_twilio_does():
+    assert parse_form(twilio_form("hi", ConversationSid="CH123")).is_group
+    assert not parse_form(twilio_form("hi, group of friends")).is_group
+
+
+@pytest.mark.parametrize("missing", ["From", "MessageSid"])
+def test_parse_form_requires_sender_and_sid(missing):
+    form = twilio_form("hi")
+    form.pop(missing)
+    form.pop("SmsMessageSid")
+    with pytest.raises(BadRequest):
+        parse_form(form)
+
+
+def test_clean_text_keeps_emoji_and_rtl_text():
+    assert clean_text("👩‍💻 مرحبا\x00\x07 ok") == "👩‍💻 مرحبا ok"
+
+
+def test_mask_number_keeps_only_the_ends():
+    assert mask_number("whatsapp:+447700900123") == "+44******0123"
+
+
+def test_follow_up_borrows_the_previous_question():
+    turns = [Turn("user", "what did we decide about Germany?"), Turn("assistant", "...")]
+    assert "Germany" in search_query("why was that decided?", turns)
+    assert search_query("what is the UK timeline?", turns) == "what is the UK timeline?"
+
+
+def test_split_prefers_paragraphs_and_respects_limits():
+    paragraphs = ["Paragraph %d. " % i + "word " * 150 for i in range(8)]
+    parts = split_message("\n\n".join(paragraphs), max_messages=10)
+    assert all(len(p) <= MAX_MESSAGE_CHARS for p in parts)
+    assert all(p.startswith("Paragraph") for p in parts)  # cut between paragraphs
+    assert "".join(parts).count("Paragraph") == 8
+
+
+def test_split_caps_the_number_of_messages_and_says_so():
+    parts = split_message("sentence. " * 2000, max_messages=2)
+    assert len(parts) == 2
+    assert all(len(p) <= MAX_MESSAGE_CHARS for p in parts)
+    assert parts[-1].endswith("ask a narrower question for more.)")
+
+
+def test_split_breaks_an_endless_word():
+    parts = split_message("x" * 4000, max_messages=5)
+    assert [len(p) for p in parts] == [1600, 1600, 800]
+
+
+def test_render_empty_reply_is_an_empty_response():
+    assert render("  ", 3).endswith("<Response />")

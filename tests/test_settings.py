@@ -1,0 +1,202 @@
+"""The configuration loader: every invalid value stops start-up with one clear line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.settings import CONFIG_KEYS, ENV_KEYS, SECRET_KEYS, ConfigError, load_settings
+
+# The seed product's config.json shape, as maintainers have it today.
+SEED_CONFIG = {
+    "twilio": {
+        "account_sid": "your_twilio_account_sid",
+        "auth_token": "your_twilio_auth_token",
+        "whatsapp_number": "whatsapp:+14155238886",
+        "bot_trigger_words": ["@agent", "@bot", "@assistant"],
+    },
+    "whatsapp": {
+        "max_conversation_history": 10,
+        "response_timeout_seconds": 30,
+        "enable_group_chat": True,
+        "context_limit": 5,
+    },
+    "mistral": {"api_key": "your_mistral_api_key", "model": "mistral-large-latest"},
+    "neo4j": {
+        "uri": "neo4j+s://xxxx.databases.neo4j.io",
+        "user": "neo4j",
+        "password": "your_neo4j_password",
+        "database": "neo4j",
+    },
+}
+
+# (config key, invalid value, words the error must contain about what is allowed)
+INVALID_CONFIG = [
+    ("twilio.account_sid", 42, "a string"),
+    ("twilio.auth_token", ["x"], "a string"),
+    ("twilio.whatsapp_number", "14155238886", "E.164"),
+    ("twilio.whatsapp_number", "whatsapp:+1", "E.164"),
+    ("twilio.bot_trigger_words", [], "non-empty list"),
+    ("twilio.bot_trigger_words", ["@agent", ""], "non-empty list"),
+    ("twilio.bot_trigger_words", ["hey agent"], "without spaces"),
+    ("twilio.bot_trigger_words", 7, "non-empty list"),
+    ("twilio.validate_signature", "maybe", "true or false"),
+    ("twilio.public_base_url", "bot.example.com", "https://"),
+    ("twilio.public_base_url", "https://bot.example.com/?x=1", "without query"),
+    ("whatsapp.max_conversation_history", -1, "0 to 1000"),
+    ("whatsapp.max_conversation_history", "ten", "whole number"),
+    ("whatsapp.max_conversation_history", 2.5, "whole number"),
+    ("whatsapp.response_timeout_seconds", 0, "greater than 0"),
+    ("whatsapp.response_timeout_seconds", "soon", "seconds"),
+    ("whatsapp.response_timeout_seconds", True, "seconds"),
+    ("whatsapp.enable_group_chat", "yes please", "true or false"),
+    ("whatsapp.context_limit", 0, "1 to 50"),
+    ("whatsapp.context_limit", 500, "1 to 50"),
+    ("whatsapp.require_mention", 3, "true or false"),
+    ("whatsapp.max_reply_messages", 0, "1 to 10"),
+    ("whatsapp.max_reply_messages", 11, "1 to 10"),
+    ("whatsapp.max_question_chars", 5, "20 to 10000"),
+    ("mistral.api_key", 1234, "a string"),
+    ("mistral.model", "", "non-empty"),
+    ("mistral.model", None, "non-empty"),
+    ("neo4j.uri", "http://localhost:7474", "bolt://"),
+    ("neo4j.user", 5, "a string"),
+    ("neo4j.password", 5, "a string"),
+    ("neo4j.database", [], "a string"),
+]
+
+INVALID_ENV = [
+    ("PUBLIC_BASE_URL", "ftp://x.example.com", "https://"),
+    ("MISTRAL_SERVER_URL", "localhost:9999", "http://"),
+    ("DATABASE_URL", "mysql://u@h/db", "postgres://"),
+    ("NEO4J_URI", "localhost:7687", "bolt://"),
+    ("RATELIMIT_STORAGE_URI", "memcached://h", "redis://"),
+    ("LOG_LEVEL", "LOUD", "one of DEBUG"),
+    ("PORT", "eighty", "whole number"),
+    ("PORT", "70000", "1 to 65535"),
+]
+
+
+def write_config(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def load(path: Path, **env: str):
+    return load_settings({"CONFIG_PATH": str(path), **env}, dotenv_path=None)
+
+
+def test_the_table_covers_every_key_the_loader_knows():
+    assert {key for key, _, _ in INVALID_CONFIG} == set(CONFIG_KEYS)
+    tested_env = {name for name, _, _ in INVALID_ENV}
+    # Plain-text variables accept any string; every variable with a rule is in the table.
+    plain = {name for name, (_, check) in ENV_KEYS.items() if check.__name__ == "_text"}
+    assert tested_env | plain | {"DATA_DIR"} == set(ENV_KEYS)
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), INVALID_CONFIG)
+def test_invalid_config_value_is_one_line_naming_file_key_value_and_rule(
+    tmp_path, key, value, allowed
+):
+    section, name = key.split(".")
+    path = write_config(tmp_path, {section: {name: value}})
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {key} = ")
+    assert allowed in message
+    secret = key in SECRET_KEYS
+    assert ("<hidden>" in message) == secret
+    if not secret:
+        assert json.dumps(value) in message
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), INVALID_ENV)
+def test_invalid_environment_value_names_the_variable(tmp_path, name, value, allowed):
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path / "absent.json", **{name: value})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"environment: {name} = ")
+    assert allowed in message
+
+
+def test_secret_values_never_appear_in_errors(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path / "absent.json", DATABASE_URL="mysql://user:hunter2@db/x")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_seed_config_loads_unchanged_with_warnings(tmp_path):
+    settings = load(write_config(tmp_path, SEED_CONFIG))
+    assert settings.trigger_words == ("@agent", "@bot", "@assistant")
+    assert settings.max_conversation_history == 10
+    assert settings.enable_group_chat is True
+    assert settings.context_limit == 5
+    assert settings.mistral_model == "mistral-large-latest"
+    assert settings.neo4j_uri == "neo4j+s://xxxx.databases.neo4j.io"
+    # 30 s is past Twilio's 15 s deadline: clamped, with a warning.
+    assert settings.response_timeout_seconds == 14.0
+    assert any("clamped to 14" in w for w in settings.warnings)
+    # Secrets in config.json still work, with a warning to move them.
+    assert settings.twilio_auth_token == "your_twilio_auth_token"
+    assert any("mistral.api_key holds a secret" in w for w in settings.warnings)
+
+
+def test_shipped_config_json_loads_without_warnings():
+    settings = load(Path(__file__).resolve().parents[1] / "config.json")
+    assert settings.warnings == ()
+    assert settings.local_mode
+
+
+def test_environment_overrides_config_and_dotenv(tmp_path):
+    path = write_config(tmp_path, {"mistral": {"model": "m", "api_key": ""}})
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("MISTRAL_API_KEY=from-dotenv\nLOG_LEVEL=debug\nPORT=9000\n")
+    settings = load_settings({"CONFIG_PATH": str(path), "PORT": "8123"}, dotenv_path=dotenv)
+    assert settings.mistral_api_key == "from-dotenv"
+    assert settings.log_level == "DEBUG"
+    assert settings.port == 8123
+
+
+def test_unknown_keys_warn_instead_of_failing(tmp_path):
+    path = write_config(tmp_path, {"whatsapp": {"max_conversaton_history": 3}, "extra": {}})
+    settings = load(path)
+    assert any("max_conversaton_history" in w for w in settings.warnings)
+    assert any("'extra'" in w for w in settings.warnings)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("{not json", "invalid JSON at line 1"), ("[1, 2]", "must be a JSON object")],
+)
+def test_broken_config_file_is_one_line(tmp_path, content, expected):
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_app_import_with_bad_config_exits_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = write_config(tmp_path, {"whatsapp": {"context_limit": 0}})
+    result = subprocess.run(
+        [sys.executable, "-c", "import app"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={"CONFIG_PATH": str(path), "DATA_DIR": str(tmp_path / "d"), "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Configuration error: {path}: whatsapp.context_limit = 0: "
+        "expected a whole number from 1 to 50"
+    ]
