@@ -50,9 +50,10 @@ def create_app(
     history = open_history_store(settings)
     knowledge = open_knowledge_store(settings.data_dir)
     answerer = build_answerer(
-        settings.mistral_api_key or None, settings.mistral_model,
+        settings.mistral_api_key or None,
+        settings.mistral_model,
         settings.mistral_server_url or None,
-    )  # fmt: skip
+    )
     metrics = Metrics()
     handler = ConversationHandler(settings, history, knowledge, answerer, metrics)
     app.extensions["bot"] = Services(settings, history, knowledge, answerer, metrics, handler)

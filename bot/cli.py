@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
 
 from bot.deadline import Deadline
@@ -61,6 +62,7 @@ def _post_http(url: str, form: dict[str, str], headers: dict[str, str]) -> tuple
 
 
 @click.command("chat")
+@with_appcontext
 @click.argument("text", nargs=-1, required=True)
 @click.option("--sender", default=DEFAULT_SENDER, show_default=True, help="The From number.")
 @click.option("--url", default=None, help="Send over HTTP to a running server's base URL.")
@@ -82,9 +84,12 @@ def chat_command(text: tuple[str, ...], sender: str, url: str | None) -> None:
     else:
         client = current_app.test_client()
         response = client.post(
-            WEBHOOK_PATH, data=form, headers=headers, base_url=target.removesuffix(WEBHOOK_PATH),
+            WEBHOOK_PATH,
+            data=form,
+            headers=headers,
+            base_url=target.removesuffix(WEBHOOK_PATH),
             environ_base={"REMOTE_ADDR": "127.0.0.1"},
-        )  # fmt: skip
+        )
         status, body = response.status_code, response.get_data(as_text=True)
     if status != 200:
         raise click.ClickException(f"the webhook answered HTTP {status}: {body.strip()}")
@@ -93,13 +98,18 @@ def chat_command(text: tuple[str, ...], sender: str, url: str | None) -> None:
 
 
 @click.command("ingest")
+@with_appcontext
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 def ingest_command(paths: tuple[str, ...]) -> None:
     """Load documents and transcripts into the knowledge base (unchanged files are skipped)."""
     from bot.knowledge.ingest import ingest_paths
 
     summary = ingest_paths(_services().knowledge, list(paths), progress=sys.stderr.isatty())
-    click.echo(summary.describe())
+    click.echo(
+        f"Ingested {summary.documents_added} new and {summary.documents_updated} changed "
+        f"documents ({summary.chunks} chunks, {summary.people} people); "
+        f"{summary.documents_skipped} unchanged skipped; {summary.seconds:.1f} s."
+    )
     for error in summary.errors:
         click.echo(f"error: {error}", err=True)
     if summary.errors:
@@ -120,6 +130,7 @@ def _search_json(question: str, k: int) -> str:
 
 
 @click.command("search")
+@with_appcontext
 @click.argument("question", required=False)
 @click.option("--k", "k", default=None, type=click.IntRange(1, 1000), help="How many passages.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
@@ -143,6 +154,7 @@ def search_command(question: str | None, k: int | None, as_json: bool) -> None:
 
 
 @click.command("forget")
+@with_appcontext
 @click.argument("sender")
 def forget_command(sender: str) -> None:
     """Delete everything stored of SENDER's conversation."""

@@ -14,9 +14,7 @@ HELP_TEXT = (
     "• *{trigger} sources*: where my last answer came from"
 )
 MENTION_HINT = "Mention me with {trigger} to ask a question, e.g. _{trigger} help_."
-MEDIA_REPLY = (
-    "I can only read text messages for now. Please type your question after {trigger}."
-)
+MEDIA_REPLY = "I can only read text messages for now. Please type your question after {trigger}."
 
 # Commands are a single word, optionally followed by punctuation: "@agent help me with the
 # UK timeline" is a question, not the help command.

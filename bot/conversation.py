@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bot.answer.base import Answerer
 from bot.answer.extractive import ExtractiveAnswerer
@@ -19,6 +21,7 @@ from bot.models import Answer, InboundMessage, Passage, Reply, Turn
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HINT_EVERY_SECONDS = 24 * 3600
 # Time kept back from the model for storing the exchange and writing the TwiML.
@@ -30,6 +33,7 @@ KNOWLEDGE_DOWN = (
     "The knowledge base is unavailable right now, so I can't look that up. "
     "Please try again in a few minutes."
 )
+MEMORY_DOWN = "I can't reach my conversation memory right now. Please try again in a minute."
 RESET_DONE = "Done: I've forgotten our conversation. Ask me something new!"
 TRUNCATED_NOTE = "_(Your question was long, so I only read its first {n} characters.)_"
 
@@ -68,10 +72,10 @@ class ConversationHandler:
             logger.exception("unexpected error handling a message from %s", mask(msg))
             self.metrics.incr("errors")
             if owned:
-                self._quietly(self.history.release, msg.message_sid)
+                self._safe(None, lambda: self.history.release(msg.message_sid))
             return Reply(SORRY, kind="error")
         if owned:
-            self._quietly(self.history.complete, msg.message_sid, reply.text, deadline)
+            self._safe(None, lambda: self.history.complete(msg.message_sid, reply.text, deadline))
         return reply
 
     def _repeat(self, msg: InboundMessage, state: str, reply: str, deadline: Deadline) -> Reply:
@@ -92,8 +96,13 @@ class ConversationHandler:
             return Reply(kind="ignored")
         mentioned, question = find_mention(msg.body, self.settings.trigger_words)
         if self.settings.require_mention and not mentioned:
-            if self._safe(False, self.history.notice_due, msg.sender, "mention-hint",
-                          HINT_EVERY_SECONDS, deadline):  # fmt: skip
+            hint_due = self._safe(
+                False,
+                lambda: self.history.notice_due(
+                    msg.sender, "mention-hint", HINT_EVERY_SECONDS, deadline
+                ),
+            )
+            if hint_due:
                 return Reply(MENTION_HINT.format(trigger=trigger), kind="hint")
             return Reply(kind="ignored")
         if not question:
@@ -102,11 +111,14 @@ class ConversationHandler:
         if command == "help":
             return Reply(HELP_TEXT.format(trigger=trigger), kind="command")
         if command == "reset":
-            self.history.clear(msg.conversation, deadline)
-            return Reply(RESET_DONE, kind="command")
+            cleared = self._safe(None, lambda: self.history.clear(msg.conversation, deadline))
+            return Reply(MEMORY_DOWN if cleared is None else RESET_DONE, kind="command")
         if command == "sources":
-            sources = self.history.last_sources(msg.conversation, deadline)
-            return Reply(sources_text(sources), kind="command")
+            sources = self._safe(
+                MEMORY_DOWN, lambda: self.history.last_sources(msg.conversation, deadline)
+            )
+            text = MEMORY_DOWN if sources == MEMORY_DOWN else sources_text(sources)
+            return Reply(text, kind="command")
         return self._answer(msg, question, deadline)
 
     def _answer(self, msg: InboundMessage, question: str, deadline: Deadline) -> Reply:
@@ -116,15 +128,16 @@ class ConversationHandler:
         limit = self.settings.max_question_chars
         if len(question) > limit:
             question, note = question[:limit], TRUNCATED_NOTE.format(n=limit)
+        history_size = self.settings.max_conversation_history
         turns: list[Turn] = self._safe(
-            [], self.history.recent, msg.conversation,
-            self.settings.max_conversation_history, deadline,
-        )  # fmt: skip
+            [], lambda: self.history.recent(msg.conversation, history_size, deadline)
+        )
         try:
             passages = self.knowledge.search(
-                search_query(question, turns), self.settings.context_limit, deadline.child(
-                    seconds=max(1.0, deadline.remaining() / 3))
-            )  # fmt: skip
+                search_query(question, turns),
+                self.settings.context_limit,
+                deadline.child(seconds=max(1.0, deadline.remaining() / 3)),
+            )
         except KnowledgeUnavailable as exc:
             logger.warning("knowledge unavailable: %s", exc)
             self.metrics.incr("errors")
@@ -133,18 +146,30 @@ class ConversationHandler:
         answer = self._generate(question, passages, turns, deadline)
         text = f"{note}\n\n{answer.text}" if note else answer.text
         self._safe(
-            None, self.history.append_exchange, msg.conversation, msg.sender, msg.message_sid,
-            question, text, answer.sources, self.settings.max_conversation_history, deadline,
-        )  # fmt: skip
+            None,
+            lambda: self.history.append_exchange(
+                msg.conversation,
+                msg.sender,
+                msg.message_sid,
+                question,
+                text,
+                answer.sources,
+                history_size,
+                deadline,
+            ),
+        )
         finished = time.perf_counter()
         self.metrics.incr("answers")
         self.metrics.observe(finished - started)
         logger.info(
             "answered %s: %d passages in %.0f ms, %s%s in %.0f ms",
-            mask(msg), len(passages), (retrieved - started) * 1000, answer.backend,
+            mask(msg),
+            len(passages),
+            (retrieved - started) * 1000,
+            answer.backend,
             f" (fallback: {answer.fallback_reason})" if answer.fallback_reason else "",
             (finished - retrieved) * 1000,
-        )  # fmt: skip
+        )
         return Reply(text, kind="answer", sources=answer.sources)
 
     def _generate(
@@ -157,22 +182,19 @@ class ConversationHandler:
             )
         except Exception:
             logger.exception("answerer %s failed unexpectedly", self.answerer.name)
-            answer = self._last_resort.answer(question, passages, turns, deadline)
-            answer = Answer(answer.text, answer.sources, answer.backend, "error")
+            answer = self._last_resort.answer(question, passages, turns, deadline, reason="error")
         if answer.fallback_reason:
             self.metrics.incr("fallbacks")
         return answer
 
-    def _safe(self, default, operation, *args):
+    @staticmethod
+    def _safe(default: T, operation: Callable[[], T]) -> T:
         """Run a history operation; on HistoryUnavailable log one line and use `default`."""
         try:
-            return operation(*args)
+            return operation()
         except HistoryUnavailable as exc:
-            logger.warning("history unavailable (%s): %s", operation.__name__, exc)
+            logger.warning("history unavailable: %s", exc)
             return default
-
-    def _quietly(self, operation, *args) -> None:
-        self._safe(None, operation, *args)
 
 
 def mask(msg: InboundMessage) -> str:

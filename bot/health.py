@@ -64,3 +64,6 @@ class Services:
         """Release every store's connections."""
         self.history.close()
         self.knowledge.close()
+        close = getattr(self.answerer, "close", None)
+        if close is not None:
+            close()

@@ -26,15 +26,19 @@ def configure_logging(settings: Settings) -> None:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         handlers.append(
             RotatingFileHandler(
-                Path(settings.data_dir) / LOG_FILE, maxBytes=5_000_000, backupCount=3,
-                encoding="utf-8", delay=True,
+                Path(settings.data_dir) / LOG_FILE,
+                maxBytes=5_000_000,
+                backupCount=3,
+                encoding="utf-8",
+                delay=True,
             )
-        )  # fmt: skip
+        )
     except OSError:
         pass  # a read-only disk must not stop the bot; stdout still has everything
     for handler in handlers:
         handler.setFormatter(logging.Formatter(FORMAT))
         setattr(handler, _MARK, True)
         root.addHandler(handler)
-    # httpx logs every request URL at INFO; that is noise at our level.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx(2) logs every request URL at INFO: noise at our level.
+    for noisy in ("httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

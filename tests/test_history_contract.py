@@ -38,9 +38,15 @@ def budget() -> Deadline:
 
 def exchange(store, conversation, n, keep=100, sender=None):
     store.append_exchange(
-        conversation, sender or conversation, f"SM{conversation}{n}", f"question {n}",
-        f"answer {n}", (f"doc {n}",), keep, budget(),
-    )  # fmt: skip
+        conversation,
+        sender or conversation,
+        f"SM{conversation}{n}",
+        f"question {n}",
+        f"answer {n}",
+        (f"doc {n}",),
+        keep,
+        budget(),
+    )
 
 
 def test_recent_turns_in_order(store):
@@ -48,10 +54,13 @@ def test_recent_turns_in_order(store):
         exchange(store, "a", n)
     turns = store.recent("a", 10, budget())
     assert [(t.role, t.text) for t in turns] == [
-        ("user", "question 0"), ("assistant", "answer 0"),
-        ("user", "question 1"), ("assistant", "answer 1"),
-        ("user", "question 2"), ("assistant", "answer 2"),
-    ]  # fmt: skip
+        ("user", "question 0"),
+        ("assistant", "answer 0"),
+        ("user", "question 1"),
+        ("assistant", "answer 1"),
+        ("user", "question 2"),
+        ("assistant", "answer 2"),
+    ]
     assert [t.text for t in store.recent("a", 2, budget())] == ["question 2", "answer 2"]
     assert store.recent("a", 0, budget()) == []
 
@@ -61,8 +70,11 @@ def test_pruned_to_keep_messages_per_conversation(store):
         exchange(store, "a", n, keep=4)
         exchange(store, "b", n, keep=100)
     assert [t.text for t in store.recent("a", 100, budget())] == [
-        "question 4", "answer 4", "question 5", "answer 5",
-    ]  # fmt: skip
+        "question 4",
+        "answer 4",
+        "question 5",
+        "answer 5",
+    ]
     assert len(store.recent("b", 100, budget())) == 12
 
 

@@ -67,7 +67,7 @@ def test_follow_up_borrows_the_previous_question():
 
 
 def test_split_prefers_paragraphs_and_respects_limits():
-    paragraphs = ["Paragraph %d. " % i + "word " * 150 for i in range(8)]
+    paragraphs = [f"Paragraph {i}. " + "word " * 150 for i in range(8)]
     parts = split_message("\n\n".join(paragraphs), max_messages=10)
     assert all(len(p) <= MAX_MESSAGE_CHARS for p in parts)
     assert all(p.startswith("Paragraph") for p in parts)  # cut between paragraphs

@@ -65,9 +65,11 @@ def test_bad_signature_is_403_with_no_history_or_model_work(client, app, spy, ta
     elif tamper == "other-url":
         headers["X-Twilio-Signature"] = sign("https://evil.example.com" + WEBHOOK, form)
     response = client.post(
-        WEBHOOK, data=urlencode(form), headers=headers,
+        WEBHOOK,
+        data=urlencode(form),
+        headers=headers,
         content_type="application/x-www-form-urlencoded",
-    )  # fmt: skip
+    )
     assert response.status_code == 403
     assert "Traceback" not in response.get_data(as_text=True)
     assert spy.calls == []
@@ -79,9 +81,12 @@ def test_request_through_tls_proxy_validates_against_public_base_url(client, sig
     # Render/ngrok terminate TLS: the app sees http, an internal host and port.
     form = twilio_form("@agent who attended the UNEA meeting?")
     response = signed_post(
-        client, form, url=PUBLIC_URL + WEBHOOK, base_url="http://10.0.3.7:10000",
+        client,
+        form,
+        url=PUBLIC_URL + WEBHOOK,
+        base_url="http://10.0.3.7:10000",
         headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example.com"},
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert "Amara Okafor" in response.get_data(as_text=True)
 
@@ -104,7 +109,9 @@ def test_without_public_url_the_request_url_is_checked(make_app, signed_post):
 
 def test_query_string_is_part_of_the_signed_url(client, signed_post):
     form = twilio_form("@agent help")
-    response = signed_post(client, form, url=PUBLIC_URL + WEBHOOK + "?team=a", query_string="team=a")
+    response = signed_post(
+        client, form, url=PUBLIC_URL + WEBHOOK + "?team=a", query_string="team=a"
+    )
     assert response.status_code == 200
 
 
@@ -123,7 +130,7 @@ def test_mention_anywhere_case_insensitive_at_word_boundaries(ask, spy):
     ask("mail me at x@agent.com please")  # not a mention: part of an address
     ask("@agentsmith what about Germany?")  # not a mention: a longer word
     assert spy.calls == [
-        "what did we decide about Germany?",
+        "so, what did we decide about Germany?",
         "what did we decide about the UK timeline",
     ]
 
@@ -167,8 +174,11 @@ def test_a_sentence_starting_with_a_command_word_is_a_question(ask, spy):
 
 
 def test_media_only_message_gets_the_text_only_reply(ask, spy):
-    extra = {"NumMedia": "1", "MediaUrl0": "https://api.twilio.com/x.jpg",
-             "MediaContentType0": "image/jpeg"}  # fmt: skip
+    extra = {
+        "NumMedia": "1",
+        "MediaUrl0": "https://api.twilio.com/x.jpg",
+        "MediaContentType0": "image/jpeg",
+    }
     (reply,) = ask("", **extra)
     assert "only read text" in reply
     assert spy.calls == []
@@ -216,7 +226,7 @@ def test_long_answer_is_split_into_messages_of_at_most_1600_chars(make_app, sign
 
 def test_xml_special_characters_in_the_answer_are_escaped(make_app, signed_post):
     app = make_app()
-    nasty = 'Use <b>tags</b> & "quotes" \'here\' ]]> <Message>fake</Message>'
+    nasty = "Use <b>tags</b> & \"quotes\" 'here' ]]> <Message>fake</Message>"
     app.extensions["bot"].handler.answerer = FixedAnswerer(nasty)
     response = signed_post(app.test_client(), twilio_form("@agent anything"))
     assert reply_texts_of(response) == [nasty]
@@ -267,10 +277,12 @@ def test_local_mode_serves_loopback_only(make_app):
     client = make_app(twilio_auth_token="").test_client()
     form = urlencode(twilio_form("@agent help"))
     kind = "application/x-www-form-urlencoded"
-    local = client.post(WEBHOOK, data=form, content_type=kind,
-                        environ_base={"REMOTE_ADDR": "127.0.0.1"})  # fmt: skip
-    remote = client.post(WEBHOOK, data=form, content_type=kind,
-                         environ_base={"REMOTE_ADDR": "203.0.113.9"})  # fmt: skip
+    local = client.post(
+        WEBHOOK, data=form, content_type=kind, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+    )
+    remote = client.post(
+        WEBHOOK, data=form, content_type=kind, environ_base={"REMOTE_ADDR": "203.0.113.9"}
+    )
     assert local.status_code == 200
     assert remote.status_code == 403
 

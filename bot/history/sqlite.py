@@ -175,7 +175,15 @@ class SqliteHistoryStore:
                 " message_sid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (conversation, sender, "user", question, "[]", message_sid, now),
-                    (conversation, sender, "assistant", answer, json.dumps(sources), message_sid, now),
+                    (
+                        conversation,
+                        sender,
+                        "assistant",
+                        answer,
+                        json.dumps(sources),
+                        message_sid,
+                        now,
+                    ),
                 ],
             )
             db.execute(
@@ -196,7 +204,9 @@ class SqliteHistoryStore:
     def clear(self, conversation: str, deadline: Deadline) -> int:
         """Delete one conversation's turns."""
         with self._tx(deadline) as db:
-            return db.execute("DELETE FROM messages WHERE conversation = ?", (conversation,)).rowcount
+            return db.execute(
+                "DELETE FROM messages WHERE conversation = ?", (conversation,)
+            ).rowcount
 
     def forget(self, sender: str) -> int:
         """Delete a sender's turns, deliveries (they hold reply text) and notices."""

@@ -1,0 +1,52 @@
+"""Answer generation: Mistral when a key is configured, extractive excerpts otherwise."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.answer.base import Answerer, AnswerFailed
+from bot.answer.extractive import ExtractiveAnswerer
+from bot.deadline import Deadline
+from bot.models import Answer, Passage, Turn
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AnswerFailed", "Answerer", "ExtractiveAnswerer", "FallbackAnswerer", "build_answerer"]
+
+
+class FallbackAnswerer:
+    """Tries the primary answerer; on failure answers with extractive excerpts instead."""
+
+    def __init__(self, primary: Answerer, fallback: ExtractiveAnswerer | None = None) -> None:
+        self.primary = primary
+        self.fallback = fallback or ExtractiveAnswerer()
+        self.name = primary.name
+
+    def answer(
+        self, question: str, passages: list[Passage], turns: list[Turn], deadline: Deadline
+    ) -> Answer:
+        """The primary's answer, or excerpts with `fallback_reason` set; never raises."""
+        try:
+            return self.primary.answer(question, passages, turns, deadline)
+        except AnswerFailed as exc:
+            reason = exc.reason or "error"
+        except Exception:  # a bug in the primary must still leave the user an answer
+            logger.exception("%s answerer crashed", self.primary.name)
+            reason = "error"
+        return self.fallback.answer(question, passages, turns, deadline, reason=reason)
+
+    def close(self) -> None:
+        """Release the primary's connections, if it holds any."""
+        close = getattr(self.primary, "close", None)
+        if callable(close):
+            close()
+
+
+def build_answerer(api_key: str | None, model: str, server_url: str | None = None) -> Answerer:
+    """Extractive without a key (no HTTP ever); Mistral with an extractive fallback otherwise."""
+    if not api_key:
+        return ExtractiveAnswerer()
+    # Imported here so the SDK is only loaded when a key makes it useful.
+    from bot.answer.mistral import MistralAnswerer
+
+    return FallbackAnswerer(MistralAnswerer(api_key, model, server_url=server_url))

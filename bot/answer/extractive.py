@@ -1,0 +1,222 @@
+"""Answers without a model: the passage sentences that best match the question."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.deadline import Deadline
+from bot.models import Answer, Passage, Turn
+
+logger = logging.getLogger(__name__)
+
+INTRO = "Here is what I found in the knowledge base (excerpts, no AI summary):"
+NOTHING_FOUND = (
+    "I couldn't find anything about that in the knowledge base. "
+    "Try other keywords, or ask about a meeting, a person or a decision."
+)
+UNAVAILABLE = "The AI answer is unavailable right now, so here are the closest excerpts."
+MIN_SENTENCES = 3
+MAX_SENTENCES = 5
+MAX_SENTENCE_CHARS = 300
+STEM_CHARS = 5
+LABEL_BONUS = 3.0
+
+STOPWORDS = frozenset(
+    """
+    a about above after again all also am an and any are as at be because been before
+    being below between both but by can could did do does doing done down during each
+    else few for from further had has have having he her here hers him his how i if in
+    into is it its itself just me more most my no nor not now of off on once only or
+    other our ours out over own same she should so some such than that the their them
+    then there these they this those through to too under until up very was we were what
+    when where which while who whom whose why will with would you your yours
+    tell know say said please thanks thank hi hello hey agent bot
+    el la los las un una unos unas de del y o que en por para con se es son como qué
+    quién cuándo dónde le les lo al su sus
+    le la les un une des du de et ou que qui quoi en pour avec est sont dans sur au aux
+    """.split()
+)
+
+_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?…])\s+")
+# "Alice: text" or "Dr. Bob Smith: text" at the start of a transcript line.
+_SPEAKER_RE = re.compile(r"^\s*([^\W\d_][\w .'’-]{0,40}?)\s*:\s+(\S.*)$", re.UNICODE)
+_BULLET_RE = re.compile(r"^\s*(?:[-*•·]|\d+[.)])\s+")
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def stem(word: str) -> str:
+    """Light stemming: lowercase, drop a common suffix, keep a short prefix."""
+    word = word.lower()
+    for suffix in _SUFFIXES:
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            break
+    # Prefix truncation is crude but language-agnostic: "attended"/"Attendees" → "atten".
+    return word[:STEM_CHARS]
+
+
+def content_stems(text: str) -> set[str]:
+    """The stems of the words in `text` that carry meaning (no stopwords, no 1-letter words)."""
+    words = (w for w in _WORD_RE.findall(text) if len(w) > 1 or w.isdigit())
+    return {stem(w) for w in words if w.lower() not in STOPWORDS}
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    stems: frozenset[str]
+    label: frozenset[str]  # stems of a "Label: text" prefix (speaker, "Attendees", ...)
+    passage_rank: int
+    position: int
+    source: str
+
+
+def _clip(text: str, limit: int = MAX_SENTENCE_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a passage; a `Name: text` line passes its speaker to each sentence."""
+    sentences: list[str] = []
+    for line in text.splitlines():
+        line = _BULLET_RE.sub("", line).strip()
+        if not line:
+            continue
+        speaker = ""
+        match = _SPEAKER_RE.match(line)
+        if match:
+            speaker, line = match.group(1).strip(), match.group(2).strip()
+        for part in _SENTENCE_END_RE.split(line):
+            part = part.strip()
+            if len(_WORD_RE.findall(part)) == 0:
+                continue
+            sentences.append(f"{speaker}: {part}" if speaker else part)
+    return sentences
+
+
+def _sentences(passages: list[Passage]) -> list[_Sentence]:
+    found: list[_Sentence] = []
+    seen: set[str] = set()
+    for rank, passage in enumerate(passages):
+        for position, text in enumerate(split_sentences(passage.text or "")):
+            key = " ".join(text.lower().split())
+            if key in seen:
+                continue
+            seen.add(key)
+            source = " ".join((passage.source or "").split()) or "knowledge base"
+            label = text.split(": ", 1)[0] if ": " in text else ""
+            label = label if len(label.split()) <= 3 else ""  # a name or a heading, not prose
+            found.append(
+                _Sentence(
+                    text,
+                    frozenset(content_stems(text)),
+                    frozenset(content_stems(label)),
+                    rank,
+                    position,
+                    source,
+                )
+            )
+    return found
+
+
+def _query_weights(question: str, turns: Sequence[Turn]) -> dict[str, float]:
+    """Question stems weigh 1; a follow-up borrows the last user turn's stems at half weight."""
+    weights = dict.fromkeys(content_stems(question), 1.0)
+    if len(weights) < 2:
+        for turn in reversed(turns):
+            if turn.role == "user":
+                for s in content_stems(turn.text):
+                    weights.setdefault(s, 0.5)
+                break
+    return weights
+
+
+def select_sentences(
+    question: str, passages: list[Passage], turns: Sequence[Turn] = (), limit: int = MAX_SENTENCES
+) -> list[tuple[str, str]]:
+    """(sentence, source) pairs, most relevant first; padded from the top passages."""
+    sentences = _sentences(passages)
+    if not sentences:
+        return []
+    weights = _query_weights(question, turns)
+    # Rare words in the retrieved text say more than words every sentence shares.
+    counts: dict[str, int] = {}
+    for sentence in sentences:
+        for s in sentence.stems & weights.keys():
+            counts[s] = counts.get(s, 0) + 1
+    total = len(sentences)
+
+    def score(sentence: _Sentence) -> float:
+        matched = sentence.stems & weights.keys()
+        # A line labelled with the question's word ("Attendees:", "Lars:") is about it.
+        return sum(
+            weights[s]
+            * (1.0 + math.log(total / counts[s]))
+            * (LABEL_BONUS if s in sentence.label else 1.0)
+            for s in matched
+        )
+
+    scored = [(score(s), s) for s in sentences]
+    relevant = [pair for pair in scored if pair[0] > 0]
+    relevant.sort(key=lambda pair: (-pair[0], pair[1].passage_rank, pair[1].position))
+    chosen = [s for _, s in relevant[:limit]]
+    if len(chosen) < MIN_SENTENCES:
+        # Retrieval already ranked the passages: their opening sentences are the next best.
+        for sentence in sorted(sentences, key=lambda s: (s.passage_rank, s.position)):
+            if len(chosen) >= MIN_SENTENCES:
+                break
+            if sentence not in chosen:
+                chosen.append(sentence)
+    return [(_clip(s.text), s.source) for s in chosen]
+
+
+def _distinct(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+class ExtractiveAnswerer:
+    """Quotes the most relevant passage sentences with their sources; never raises."""
+
+    name = "extractive"
+
+    def answer(
+        self,
+        question: str,
+        passages: list[Passage],
+        turns: list[Turn],
+        deadline: Deadline | None = None,
+        reason: str = "",
+    ) -> Answer:
+        """Build an excerpt answer; `reason` marks it as the fallback for an unavailable model."""
+        try:
+            return self._answer(
+                str(question or ""), list(passages or ()), list(turns or ()), reason
+            )
+        except Exception:  # a fallback that raises would leave the user with nothing
+            logger.exception("extractive answer failed")
+            return Answer(NOTHING_FOUND, backend="extractive", fallback_reason=reason)
+
+    def _answer(
+        self, question: str, passages: list[Passage], turns: list[Turn], reason: str
+    ) -> Answer:
+        picked = select_sentences(question, passages, turns)
+        if not picked:
+            return Answer(NOTHING_FOUND, backend="extractive", fallback_reason=reason)
+        sources = _distinct([source for _, source in picked])
+        lines = [UNAVAILABLE] if reason else []
+        lines.append(INTRO)
+        lines.extend(f"• {text}" for text, _ in picked)
+        lines.append("")
+        lines.append("Sources: " + "; ".join(sources))
+        return Answer(
+            "\n".join(lines), sources=tuple(sources), backend="extractive", fallback_reason=reason
+        )

@@ -1,0 +1,268 @@
+"""Answers with Mistral's chat API, within the request's deadline; the only mistralai import."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import threading
+import time
+from typing import Any
+
+import httpx2
+from mistralai.client import Mistral, errors
+
+from bot.answer.base import AnswerFailed
+from bot.answer.prompt import DEFAULT_MAX_PASSAGE_CHARS, build_messages
+from bot.deadline import Deadline
+from bot.models import Answer, Passage, Turn
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_TOKENS = 600  # about 2,000 characters: one or two WhatsApp messages
+RESERVE_SECONDS = 0.3  # left over after the call for the extractive fallback and TwiML
+MIN_CALL_SECONDS = 0.5  # below this a call cannot succeed; don't spend money trying
+MAX_ATTEMPTS = 4
+MAX_RETRY_AFTER = 5.0  # a longer Retry-After means "not within this webhook"
+
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class _Failure(Exception):
+    """One failed attempt, classified: short reason, retryable, server-requested wait."""
+
+    def __init__(self, reason: str, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds asked for by `retry-after-ms` or a numeric `Retry-After`; dates are ignored."""
+    try:
+        if headers.get("retry-after-ms"):
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        if headers.get("retry-after"):
+            return max(0.0, float(headers["retry-after"]))
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
+def classify(exc: BaseException) -> _Failure:
+    """Map an SDK or transport exception to a short, log-safe failure."""
+    if isinstance(exc, httpx2.TimeoutException):
+        # The timeout was the whole remaining budget: nothing left to retry with.
+        return _Failure("timeout", retryable=False)
+    if isinstance(exc, httpx2.TransportError | errors.NoResponseError):
+        return _Failure("connection error", retryable=True)
+    if isinstance(exc, errors.ResponseValidationError):
+        return _Failure("invalid response", retryable=False)
+    if isinstance(exc, errors.MistralError):
+        status = exc.status_code
+        if 200 <= status < 300:
+            return _Failure("invalid response", retryable=False)
+        return _Failure(
+            f"http {status}",
+            retryable=status in _RETRY_STATUS,
+            retry_after=_retry_after(exc.headers),
+        )
+    return _Failure("unexpected error", retryable=False)
+
+
+_HEADING_RE = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_BOLD_RE = re.compile(r"\*\*(\S(?:.*?\S)?)\*\*|__(\S(?:.*?\S)?)__")
+_LINK_RE = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
+_RULE_RE = re.compile(r"^[ \t]*([-*_])(?:[ \t]*\1){2,}[ \t]*$\n?", re.MULTILINE)
+_TABLE_RULE_RE = re.compile(
+    r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*$\n?", re.M
+)
+_TABLE_ROW_RE = re.compile(r"^[ \t]*\|(.+)\|[ \t]*$", re.MULTILINE)
+_SOURCES_RE = re.compile(
+    r"^[\s*_]*(sources?|fuentes?|fontes?|fonti|quellen?|bronnen|r[ée]f[ée]rences?)[\s*_]*:",
+    re.IGNORECASE,
+)
+
+
+def to_whatsapp(text: str) -> str:
+    """Rewrite Markdown into WhatsApp formatting: no headings or tables, *bold*, plain links."""
+    text = _BOLD_RE.sub(lambda m: f"*{m.group(1) or m.group(2)}*", text)
+    text = _HEADING_RE.sub(lambda m: f"*{m.group(1).strip('*_ ')}*", text)
+    text = _LINK_RE.sub(r"\1 (\2)", text)
+    text = _TABLE_RULE_RE.sub("", text)
+    # WhatsApp has no tables: one line per row, cells separated by a dash.
+    text = _TABLE_ROW_RE.sub(lambda m: " – ".join(c.strip() for c in m.group(1).split("|")), text)
+    text = _RULE_RE.sub("", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _mentions(text: str, label: str) -> bool:
+    """True when `label` appears in `text` as whole words, ignoring case."""
+    return re.search(rf"(?<!\w){re.escape(label)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def with_sources(text: str, passages: list[Passage]) -> tuple[str, tuple[str, ...]]:
+    """Make sure the text ends by naming its sources; return the sources it names."""
+    labels = list(dict.fromkeys(" ".join(p.source.split()) for p in passages if p.source.strip()))
+    if not labels:
+        return text, ()
+    lines = text.rstrip().splitlines()
+    start = None
+    for index in range(len(lines) - 1, max(-1, len(lines) - 9), -1):
+        if _SOURCES_RE.match(lines[index]):
+            start = index
+            break
+    tail = "\n".join(lines[start:] if start is not None else lines[-1:])
+    cited = [label for label in labels if _mentions(tail, label)]
+    if cited:
+        return text.rstrip(), tuple(cited)
+    if start is not None:
+        # A sources line that names none of our labels (e.g. "[1], [2]") is no use to a user.
+        lines = lines[:start]
+    body = "\n".join(lines).rstrip()
+    return f"{body}\n\nSources: {'; '.join(labels)}".lstrip(), tuple(labels)
+
+
+def _content_text(content: Any) -> str:
+    """The text of a message's content, which is a string or a list of chunks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(getattr(chunk, "text", "") or "" for chunk in content)
+    return ""
+
+
+class MistralAnswerer:
+    """Mistral chat completions with one pooled HTTP client per process and deadline-bound calls."""
+
+    name = "mistral"
+
+    def __init__(
+        self,
+        api_key: str,
+        model: str,
+        server_url: str | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        pool_size: int = 64,
+        temperature: float = 0.2,
+        reserve: float = RESERVE_SECONDS,
+        max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS,
+    ) -> None:
+        if not api_key:
+            raise ValueError("MistralAnswerer needs an API key")
+        self._api_key = api_key
+        self.model = model
+        self.server_url = server_url or None
+        self.max_tokens = max_tokens
+        self.pool_size = max(1, pool_size)
+        self.temperature = temperature
+        self.reserve = max(0.0, reserve)
+        self.max_passage_chars = max_passage_chars
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._http: httpx2.Client | None = None
+        self._sdk: Mistral | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"MistralAnswerer(model={self.model!r}, server_url={self.server_url!r})"
+
+    def client(self) -> Mistral:
+        """The process's SDK client, created on first use and again after a fork."""
+        pid = os.getpid()
+        sdk = self._sdk
+        if sdk is not None and self._pid == pid:
+            return sdk
+        with self._lock:
+            if self._sdk is None or self._pid != pid:
+                # After a fork the parent's sockets are shared: drop them, never close them.
+                http = httpx2.Client(
+                    limits=httpx2.Limits(
+                        max_connections=self.pool_size,
+                        max_keepalive_connections=self.pool_size,
+                    ),
+                    follow_redirects=True,
+                )
+                self._sdk = Mistral(
+                    api_key=self._api_key,
+                    server_url=self.server_url,
+                    client=http,
+                    retry_config=None,  # we retry ourselves, within the deadline
+                )
+                self._http, self._pid = http, pid
+            return self._sdk
+
+    def close(self) -> None:
+        """Close this process's HTTP connections; the next call opens new ones."""
+        with self._lock:
+            http, owned = self._http, self._pid == os.getpid()
+            self._http = self._sdk = None
+            self._pid = 0
+        if http is not None and owned:
+            http.close()
+
+    reset = close
+
+    def answer(
+        self, question: str, passages: list[Passage], turns: list[Turn], deadline: Deadline
+    ) -> Answer:
+        """Ask Mistral; raise AnswerFailed with a short reason on any failure."""
+        messages = build_messages(question, passages, turns, self.max_passage_chars)
+        started = time.monotonic()
+        response, attempts = self._complete(messages, deadline, started)
+        try:
+            choice = response.choices[0] if response and response.choices else None
+            text = _content_text(choice.message.content if choice and choice.message else None)
+            tokens = int(getattr(response.usage, "total_tokens", 0) or 0)
+        except (AttributeError, TypeError, ValueError):
+            text, tokens = "", 0
+        text = to_whatsapp(text)
+        if not text:
+            raise self._failed("empty response", attempts, started)
+        text, sources = with_sources(text, passages)
+        return Answer(text, sources=sources, backend="mistral", tokens=tokens)
+
+    def _complete(self, messages: list[dict], deadline: Deadline, started: float) -> tuple:
+        """Call the API, retrying 429/5xx/connection errors while the deadline allows."""
+        failure = _Failure("no time", retryable=False)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            budget = deadline.remaining() - self.reserve
+            if budget < MIN_CALL_SECONDS:
+                raise self._failed(failure.reason, attempt - 1, started)
+            try:
+                response = self.client().chat.complete(
+                    model=self.model,
+                    messages=messages,
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
+                    timeout_ms=int(budget * 1000),
+                    retries=None,
+                )
+                return response, attempt
+            except Exception as exc:  # every failure becomes AnswerFailed below
+                failure = classify(exc)
+                if failure.reason == "unexpected error":
+                    # Only the type: the message could quote the prompt.
+                    logger.error("mistral call raised %s", type(exc).__name__)
+            if not failure.retryable or attempt == MAX_ATTEMPTS:
+                break
+            wait = failure.retry_after
+            if wait is None:
+                wait = min(2.0, 0.25 * 2 ** (attempt - 1)) + random.uniform(0, 0.1)
+            if wait > MAX_RETRY_AFTER:
+                break
+            if deadline.remaining() - self.reserve - wait < MIN_CALL_SECONDS:
+                break
+            logger.debug("mistral %s, retrying in %.2fs", failure.reason, wait)
+            time.sleep(wait)
+        raise self._failed(failure.reason, attempt, started)
+
+    def _failed(self, reason: str, attempts: int, started: float) -> AnswerFailed:
+        logger.warning(
+            "mistral answer failed: %s (attempts=%d, %.2fs)",
+            reason,
+            attempts,
+            time.monotonic() - started,
+        )
+        return AnswerFailed(reason)

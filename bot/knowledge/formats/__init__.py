@@ -1,0 +1,77 @@
+"""The format registry: which parser reads a file, chosen by suffix and content sniffing.
+
+Formats are tried in order; the first whose suffix matches and whose `sniff` (if any)
+accepts the bytes wins. A new format (WebVTT, WhatsApp chat exports) is one module with
+`SUFFIXES`, `parse` and optionally `sniff`, plus one `register(...)` call below, placed
+before the generic format it refines (a WhatsApp export is also a .txt file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.knowledge.formats import markdown, qmsum, text, transcript
+from bot.knowledge.formats.base import ParseError, Parser
+from bot.knowledge.store import Document
+
+__all__ = ["Format", "ParseError", "find_format", "formats", "parse_file", "register"]
+
+
+@dataclass(frozen=True)
+class Format:
+    """One file format: the suffixes it claims, an optional content check, its parser."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    parse: Parser
+    sniff: Callable[[Path, bytes], bool] | None = None
+
+    def accepts(self, path: Path, data: bytes) -> bool:
+        """True when the suffix matches and the sniffer (if any) recognises the content."""
+        if path.suffix.lower() not in self.suffixes:
+            return False
+        return self.sniff is None or self.sniff(path, data)
+
+
+_FORMATS: list[Format] = []
+
+
+def register(fmt: Format, *, before: str | None = None) -> None:
+    """Add (or replace) a format, ahead of the format named `before` or at the end."""
+    _FORMATS[:] = [f for f in _FORMATS if f.name != fmt.name]
+    names = [f.name for f in _FORMATS]
+    _FORMATS.insert(names.index(before) if before in names else len(_FORMATS), fmt)
+
+
+def formats() -> tuple[Format, ...]:
+    """The registered formats, in the order they are tried."""
+    return tuple(_FORMATS)
+
+
+def supported_suffixes() -> frozenset[str]:
+    """Every suffix some format claims (lower case, with the dot)."""
+    return frozenset(s for f in _FORMATS for s in f.suffixes)
+
+
+def find_format(path: Path, data: bytes) -> Format | None:
+    """The first format that accepts this file, or None."""
+    return next((f for f in _FORMATS if f.accepts(path, data)), None)
+
+
+def parse_file(
+    path: Path, data: bytes, *, doc_id: str | None = None, source: str | None = None
+) -> Document:
+    """Parse a file with the format that accepts it; raises ParseError otherwise."""
+    fmt = find_format(path, data)
+    if fmt is None:
+        raise ParseError(f"unsupported file format ({path.suffix or 'no suffix'})")
+    return fmt.parse(path, data, doc_id=doc_id, source=source)
+
+
+# Specific formats first: sniffed ones, then the generic fallbacks for each suffix.
+register(Format("qmsum", qmsum.SUFFIXES, qmsum.parse, qmsum.sniff))
+register(Format("transcript", transcript.SUFFIXES, transcript.parse, transcript.sniff))
+register(Format("markdown", markdown.SUFFIXES, markdown.parse))
+register(Format("text", text.SUFFIXES, text.parse))

@@ -1,0 +1,181 @@
+"""Helpers shared by the format parsers: decoding, header fields, titles, dates, documents."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from bot.knowledge.chunking import Utterance, chunk_prose, chunk_transcript
+from bot.knowledge.store import Document
+
+
+class ParseError(ValueError):
+    """A file cannot be turned into a document (binary, malformed, empty)."""
+
+
+class Parser(Protocol):
+    """What every format module's `parse` looks like."""
+
+    def __call__(
+        self, path: Path, data: bytes, *, doc_id: str | None = None, source: str | None = None
+    ) -> Document: ...
+
+
+# `Key: value` lines that describe a meeting rather than quote a speaker.
+HEADER_KEYS = frozenset(
+    """title subject date time when where location venue agenda attendees attendance
+    participants present people apologies absent regrets chair chaired facilitator
+    minutes notes note author owner status due deadline priority goal tags updated
+    created summary action actions decision decisions outcome q a question answer re cc
+    to from source link links url see ref reference""".split()
+) | {"last updated", "next steps", "action items", "meeting date"}
+ATTENDEE_KEYS = ("attendees", "participants", "present", "attendance", "people")  # ordered
+HEADER_LINE = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z ]{0,20}?)\s*:\s*(?P<value>.*?)\s*$")
+
+_ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
+_MONTHS = {
+    m.lower(): i
+    for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)
+}
+_DAY_MONTH_YEAR = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})")
+_MONTH_DAY_YEAR = re.compile(r"([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})")
+_SLASHED = re.compile(r"(?<!\d)(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?!\d)")
+
+
+def decode_text(data: bytes) -> str:
+    """Decode bytes as UTF-8 (BOM-aware, UTF-16 by BOM), falling back to Windows-1252."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16")
+    else:
+        if b"\x00" in data[:4096]:
+            raise ParseError("binary file, not text")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            # Notes exported from older Windows tools are often cp1252, never binary here.
+            text = data.decode("cp1252", errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def document_id(key: str) -> str:
+    """A stable id for a document key (its path relative to the ingest root)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def humanise_stem(path: Path) -> str:
+    """'2026-03-04_unea-prep_notes.md' -> 'Unea prep notes'."""
+    stem = _ISO_DATE.sub(" ", path.stem)
+    words = re.sub(r"[_\-\s.]+", " ", stem).strip()
+    if not words:
+        return path.stem or "Untitled"
+    return words[0].upper() + words[1:]
+
+
+def _valid(year: int, month: int, day: int) -> str:
+    try:
+        return dt.date(year, month, day).isoformat()
+    except ValueError:
+        return ""
+
+
+def parse_date(value: str) -> str:
+    """The first date in `value` as ISO YYYY-MM-DD, or "" (slashed dates are day-first)."""
+    if m := _ISO_DATE.search(value):
+        return _valid(int(m[1]), int(m[2]), int(m[3]))
+    if (m := _DAY_MONTH_YEAR.search(value)) and m[2][:3].lower() in _MONTHS:
+        return _valid(int(m[3]), _MONTHS[m[2][:3].lower()], int(m[1]))
+    if (m := _MONTH_DAY_YEAR.search(value)) and m[1][:3].lower() in _MONTHS:
+        return _valid(int(m[3]), _MONTHS[m[1][:3].lower()], int(m[2]))
+    if m := _SLASHED.search(value):
+        return _valid(int(m[3]), int(m[2]), int(m[1]))
+    return ""
+
+
+def header_key(line: str) -> str | None:
+    """The lower-cased key of a `Date:`/`Attendees:`-style header line, else None."""
+    m = HEADER_LINE.match(line)
+    if m and " ".join(m["key"].lower().split()) in HEADER_KEYS:
+        return " ".join(m["key"].lower().split())
+    return None
+
+
+def header_fields(lines: Iterable[str]) -> dict[str, str]:
+    """The first value of each header key found in `lines`."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        key = header_key(line)
+        if key and key not in fields:
+            fields[key] = HEADER_LINE.match(line)["value"]  # type: ignore[index]
+    return fields
+
+
+def split_names(value: str) -> list[str]:
+    """'Amara Okafor (chair), Jonas Weber and Priya' -> the three names."""
+    value = re.sub(r"\([^)]*\)", "", value)
+    names = re.split(r"\s*(?:[,;/&]|\band\b)\s*", value)
+    return [n.strip(" .*_-") for n in names if 1 < len(n.strip(" .*_-")) <= 60]
+
+
+def attendees(fields: dict[str, str]) -> list[str]:
+    """Names from the `Attendees:` (or Participants/Present) header lines."""
+    names = [n for key in ATTENDEE_KEYS if key in fields for n in split_names(fields[key])]
+    return list(dict.fromkeys(names))
+
+
+def merge_people(attendees: Sequence[str], speakers: Iterable[str]) -> tuple[str, ...]:
+    """Attendees then speakers, without repeating a speaker known by first name only."""
+    people = list(dict.fromkeys(attendees))
+    known = {p.lower() for p in people}
+    first_names = Counter(p.split()[0].lower() for p in people if p.split())
+    for speaker in speakers:
+        low = speaker.lower()
+        if low in known or (" " not in speaker and first_names.get(low) == 1):
+            continue
+        people.append(speaker)
+        known.add(low)
+    return tuple(people)
+
+
+def document_date(fields: dict[str, str], path: Path, lines: Sequence[str]) -> str:
+    """A `Date:` line, else an ISO date in the file name, else one near the top, else ""."""
+    for key in ("date", "meeting date", "when", "last updated", "updated", "created"):
+        if key in fields and (found := parse_date(fields[key])):
+            return found
+    if found := parse_date(path.name):
+        return found
+    head = "\n".join(lines[:8])
+    return _valid(*map(int, m.groups())) if (m := _ISO_DATE.search(head)) else ""
+
+
+def make_document(
+    path: Path,
+    data: bytes,
+    *,
+    title: str,
+    kind: str,
+    date: str,
+    people: Sequence[str] = (),
+    turns: Sequence[Utterance] | None = None,
+    text: str = "",
+    doc_id: str | None = None,
+    source: str | None = None,
+) -> Document:
+    """Chunk the parsed content (turns for transcripts, else prose) into a Document."""
+    chunks = chunk_transcript(turns) if turns is not None else chunk_prose(text)
+    if not chunks:
+        raise ParseError("no text to index")
+    return Document(
+        id=doc_id or document_id(path.name),
+        title=title.strip() or humanise_stem(path),
+        kind=kind,
+        source=source or path.name,
+        date=date,
+        sha256=hashlib.sha256(data).hexdigest(),
+        chunks=tuple(chunks),
+        people=tuple(people),
+    )

@@ -1,0 +1,299 @@
+"""The embedded knowledge store: SQLite with an FTS5 (BM25) index over chunks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bot.deadline import Deadline
+from bot.knowledge.store import Document, KnowledgeUnavailable
+from bot.models import Passage
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+MAX_K = 100
+MAX_TERMS = 32  # a pasted essay should not become a 500-term OR query
+# bm25() weights per FTS column (text, title, speakers): a title word counts double.
+BM25_WEIGHTS = (1.0, 2.0, 1.0)
+_PROGRESS_STEPS = 1000  # SQLite VM steps between deadline checks: cheap, and ~sub-ms
+
+STOPWORDS = frozenset(
+    """a about above after again all also am an and any are as at be been before being
+    between both but by can could did do does doing done during each few for from had has
+    have having he her here hers him his how i if in into is it its itself just me might
+    more most my no nor not of off on once only or other our ours out over own please
+    same she should so some such tell than that the their theirs them then there these
+    they this those through to too under until up us very was we were what when where
+    which while who whom why will with would you your yours""".split()
+)
+_WORD = re.compile(r"[^\W_]+")
+# Porter stems "attendees" to "attende" but "attended" to "attend", so the question "who
+# attended X?" would miss the attendee list; a prefix query on the common stem finds both.
+_PREFIX_QUERIES = dict.fromkeys(
+    ["attend", "attends", "attended", "attending", "attendance", "attendee", "attendees"],
+    '"attend"*',
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL,
+    date TEXT NOT NULL, sha256 TEXT NOT NULL, people TEXT NOT NULL DEFAULT '[]',
+    updated_at REAL NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS chunks (
+    pk INTEGER PRIMARY KEY,  -- explicit, so VACUUM keeps the FTS rowids valid
+    id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    text TEXT NOT NULL, speakers TEXT NOT NULL DEFAULT '[]');
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (doc_id, seq);
+-- The FTS index reads its content from this view, so text is stored once.
+CREATE VIEW IF NOT EXISTS chunk_search AS
+    SELECT c.pk AS pk, c.doc_id AS doc_id, c.text AS text, d.title AS title,
+           c.speakers AS speakers
+    FROM chunks c JOIN documents d ON d.id = c.doc_id;
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(
+    text, title, speakers, content='chunk_search', content_rowid='pk',
+    tokenize='porter unicode61 remove_diacritics 2');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0');
+"""
+
+_SEARCH = f"""
+SELECT c.id, c.doc_id, c.text, c.speakers, d.title, d.date, hit.bm25
+FROM (SELECT rowid, bm25(chunk_fts, {", ".join(map(str, BM25_WEIGHTS))}) AS bm25
+      FROM chunk_fts WHERE chunk_fts MATCH ? ORDER BY bm25 LIMIT ?) AS hit
+JOIN chunks c ON c.pk = hit.rowid JOIN documents d ON d.id = c.doc_id
+ORDER BY hit.bm25, c.id
+"""
+
+
+def build_match_query(text: str) -> str:
+    """Turn free user text into a safe FTS5 query: quoted word terms joined by OR.
+
+    Only letters and digits survive, each term is a quoted string, so FTS5 syntax in the
+    question (quotes, parentheses, *, ^, :, AND/OR/NOT/NEAR) is never interpreted."""
+    tokens = list(dict.fromkeys(t.lower() for t in _WORD.findall(text)))
+    terms = [t for t in tokens if t not in STOPWORDS and (len(t) > 1 or t.isdigit())]
+    terms = terms or tokens  # "who are you?" still searches for something
+    phrases = dict.fromkeys(_PREFIX_QUERIES.get(t, f'"{t}"') for t in terms[:MAX_TERMS])
+    return " OR ".join(phrases)
+
+
+def source_label(title: str, date: str) -> str:
+    """The human label users see: "Title (2026-03-04)" or "Title"."""
+    return f"{title} ({date})" if date else title
+
+
+class SqliteKnowledgeStore:
+    """KnowledgeStore on SQLite FTS5; one connection per thread, WAL mode."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._closed = False
+        try:
+            with self._errors():
+                conn = self._conn()
+                # IF NOT EXISTS everywhere: several workers may create the schema at once.
+                conn.executescript(_SCHEMA)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', ?)",
+                    (uuid.uuid4().hex[:12],),
+                )
+        except KnowledgeUnavailable:
+            self.close()
+            raise
+
+    # -- connections -----------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,  # close() may run on another thread
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the ingest writer
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise KnowledgeUnavailable("knowledge store is closed")
+            # Threads come and go (dev server, tests): close connections of dead threads.
+            for _thread, old in [c for c in self._connections if not c[0].is_alive()]:
+                old.close()
+            self._connections = [c for c in self._connections if c[0].is_alive()]
+            self._connections.append((threading.current_thread(), conn))
+        self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Translate sqlite3 errors into KnowledgeUnavailable."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            logger.warning("knowledge store error: %s", exc)
+            raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            self._closed = True
+            for _, conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> SqliteKnowledgeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads -----------------------------------------------------------------------
+    def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
+        """The `k` best chunks for free user text, by weighted BM25, best first."""
+        match = build_match_query(query)
+        if not match or k <= 0:
+            return []
+        if deadline.expired():
+            raise KnowledgeUnavailable("timeout")
+        conn = self._conn_or_unavailable()
+        conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, _PROGRESS_STEPS)
+        try:
+            rows = conn.execute(_SEARCH, (match, min(k, MAX_K))).fetchall()
+        except sqlite3.OperationalError as exc:
+            if deadline.expired():
+                raise KnowledgeUnavailable("timeout") from exc
+            logger.warning("knowledge search failed: %s", exc)
+            raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
+        finally:
+            conn.set_progress_handler(None, 0)
+        return [self._passage(row) for row in rows]
+
+    @staticmethod
+    def _passage(row: tuple) -> Passage:
+        chunk_id, doc_id, text, speakers, title, date, rank = row
+        return Passage(
+            text=text,
+            source=source_label(title, date),
+            # bm25() is negative, lower is better; flip it and keep it strictly positive.
+            score=max(-float(rank), 1e-9),
+            document_id=doc_id,
+            chunk_id=chunk_id,
+            title=title,
+            date=date,
+            speakers=tuple(json.loads(speakers)),
+        )
+
+    def _conn_or_unavailable(self) -> sqlite3.Connection:
+        with self._errors():
+            return self._conn()
+
+    def document_sha(self, doc_id: str) -> str | None:
+        """The stored sha256 of a document, or None if it is not stored."""
+        with self._errors():
+            row = (
+                self._conn()
+                .execute("SELECT sha256 FROM documents WHERE id = ?", (doc_id,))
+                .fetchone()
+            )
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, int]:
+        """{"documents": n, "chunks": n, "people": n} (people: distinct names)."""
+        with self._errors():
+            conn = self._conn()
+            documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+            chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            people = conn.execute(
+                "SELECT count(DISTINCT lower(p.value)) FROM documents, json_each(people) p"
+            ).fetchone()[0]
+        return {"documents": documents, "chunks": chunks, "people": people}
+
+    def version(self) -> str:
+        """ "{instance}:{counter}": changes on every upsert and when the file is recreated."""
+        with self._errors():
+            rows = dict(self._conn().execute("SELECT key, value FROM meta").fetchall())
+        return f"{rows.get('instance', '')}:{rows.get('version', '0')}"
+
+    def ping(self) -> None:
+        """Cheap liveness check; raises KnowledgeUnavailable."""
+        with self._errors():
+            self._conn().execute("SELECT count(*) FROM meta").fetchone()
+
+    # -- writes ----------------------------------------------------------------------
+    def upsert(self, doc: Document) -> None:
+        """Store a document, replacing any earlier version and all of its chunks."""
+        with self._errors():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._replace(conn, doc)
+                conn.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'"
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _replace(conn: sqlite3.Connection, doc: Document) -> None:
+        # External-content FTS: old rows are removed with the exact values they were
+        # indexed with, read from the view before the chunks and title change.
+        conn.execute(
+            "INSERT INTO chunk_fts (chunk_fts, rowid, text, title, speakers) "
+            "SELECT 'delete', pk, text, title, speakers FROM chunk_search WHERE doc_id = ?",
+            (doc.id,),
+        )
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc.id,))
+        conn.execute(
+            "INSERT INTO documents (id, title, kind, source, date, sha256, people, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " title = excluded.title, kind = excluded.kind, source = excluded.source,"
+            " date = excluded.date, sha256 = excluded.sha256, people = excluded.people,"
+            " updated_at = excluded.updated_at",
+            (
+                doc.id,
+                doc.title,
+                doc.kind,
+                doc.source,
+                doc.date,
+                doc.sha256,
+                json.dumps(list(doc.people)),
+                time.time(),
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO chunks (id, doc_id, seq, text, speakers) VALUES (?, ?, ?, ?, ?)",
+            [
+                (f"{doc.id}:{c.seq}", doc.id, c.seq, c.text, json.dumps(list(c.speakers)))
+                for c in doc.chunks
+            ],
+        )
+        conn.execute(
+            "INSERT INTO chunk_fts (rowid, text, title, speakers) "
+            "SELECT pk, text, title, speakers FROM chunk_search WHERE doc_id = ?",
+            (doc.id,),
+        )

@@ -1,0 +1,297 @@
+"""A local stand-in for Mistral's HTTP API, so tests exercise the real SDK over a socket."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+EMBEDDING_DIMENSIONS = 1024
+MODELS = ("mistral-small-latest", "mistral-embed")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the stub received."""
+
+    method: str
+    path: str
+    json: Any
+    authorization: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def embed(text: str) -> list[float]:
+    """A deterministic unit vector; texts sharing words get similar vectors (feature hashing)."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    words = re.findall(r"\w+", text.lower()) or [text]
+    for word in words:
+        digest = hashlib.sha256(word.encode()).digest()
+        index = int.from_bytes(digest[:4], "big") % EMBEDDING_DIMENSIONS
+        vector[index] += 1.0 if digest[4] % 2 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+def _last_user_text(body: dict) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+            return str(content or "")
+    return ""
+
+
+def default_reply(body: dict) -> str:
+    """An answer derived from the question (the last line of the last user message)."""
+    text = _last_user_text(body).strip()
+    question = text.rsplit("Question:", 1)[-1].strip() if text else ""
+    return f"Stub answer to: {question or 'nothing'}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real API, so pooling is exercised
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.stub._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.server.stub._track(self.connection, add=False)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up (timeout) before we answered
+            self.close_connection = True
+
+    def _read_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        stub = self.server.stub
+        body = self._read_json() if method == "POST" else None
+        auth = self.headers.get("Authorization", "")
+        stub._record(RecordedRequest(method, self.path, body, auth, dict(self.headers.items())))
+        status, delay, wake = stub._next()
+        if delay > 0 and wake.wait(delay):
+            # Woken by stop() or reset(): drop the request like a vanished server would.
+            self.close_connection = True
+            return
+        if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
+            self._send(401, {"message": "Unauthorized", "request_id": uuid.uuid4().hex})
+            return
+        if status != 200:
+            self._send(status, _error(status), stub._error_headers(status))
+            return
+        route = (method, self.path.split("?", 1)[0].rstrip("/"))
+        if route == ("POST", "/v1/chat/completions") and isinstance(body, dict):
+            self._send(200, stub._chat(body))
+        elif route == ("POST", "/v1/embeddings") and isinstance(body, dict):
+            self._send(200, _embeddings(body))
+        elif route == ("GET", "/v1/models"):
+            self._send(200, _models())
+        else:
+            self._send(404, {"detail": "Not Found"})
+
+
+def _error(status: int) -> dict:
+    if status == 429:
+        return {"object": "error", "message": "Rate limit exceeded", "type": "rate_limited"}
+    if status == 422:
+        return {"detail": [{"loc": ["body"], "msg": "invalid request", "type": "value_error"}]}
+    return {"object": "error", "message": "Service unavailable", "type": "internal_error"}
+
+
+def _embeddings(body: dict) -> dict:
+    inputs = body.get("inputs", body.get("input", []))
+    texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs or []]
+    tokens = sum(len(t.split()) for t in texts)
+    return {
+        "id": uuid.uuid4().hex,
+        "object": "list",
+        "model": body.get("model", "mistral-embed"),
+        "data": [
+            {"object": "embedding", "embedding": embed(t), "index": i} for i, t in enumerate(texts)
+        ],
+        "usage": {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens},
+    }
+
+
+def _models() -> dict:
+    cards = []
+    for model in MODELS:
+        chat = model != "mistral-embed"
+        cards.append(
+            {
+                "id": model,
+                "object": "model",
+                "created": 1_700_000_000,
+                "owned_by": "mistralai",
+                "type": "base",
+                "max_context_length": 32768,
+                "capabilities": {"completion_chat": chat, "function_calling": chat},
+            }
+        )
+    return {"object": "list", "data": cards}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    stub: MistralStub
+
+
+class MistralStub:
+    """Speaks /v1/chat/completions, /v1/embeddings and /v1/models on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget recorded requests and restore default behaviour; wakes hanging requests."""
+        with self._lock:
+            self._requests: list[RecordedRequest] = []
+            self.reply: str | Callable[[dict], str] | None = None
+            self.delay = 0.0
+            self.statuses: list[int] = []
+            self.retry_after: float | None = None
+            self.usage = (50, 20)
+            old, self._wake = getattr(self, "_wake", None), threading.Event()
+        if old is not None:
+            old.set()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of the requests received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def chat_requests(self) -> list[dict]:
+        """The JSON bodies of the chat-completion requests received."""
+        return [r.json for r in self.requests if r.path.startswith("/v1/chat/completions")]
+
+    def start(self) -> MistralStub:
+        """Listen on a free port in a daemon thread."""
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.stub = self
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop quickly, even with requests hanging or keep-alive connections open."""
+        if self._server is None:
+            return
+        self._wake.set()
+        self._server.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:  # unblock handler threads waiting on idle keep-alives
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._connections:
+                    break
+            time.sleep(0.01)
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self._server = self._thread = None
+
+    def __enter__(self) -> MistralStub:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- used by the handler ------------------------------------------------------------
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            (self._connections.add if add else self._connections.discard)(conn)
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _next(self) -> tuple[int, float, threading.Event]:
+        with self._lock:
+            status = self.statuses.pop(0) if self.statuses else 200
+            return status, self.delay, self._wake
+
+    def _error_headers(self, status: int) -> dict[str, str]:
+        if status in (429, 503) and self.retry_after is not None:
+            return {"Retry-After": f"{self.retry_after:g}"}
+        return {}
+
+    def _chat(self, body: dict) -> dict:
+        reply = self.reply
+        text = reply(body) if callable(reply) else reply if reply is not None else None
+        text = default_reply(body) if text is None else text
+        prompt_tokens, completion_tokens = self.usage
+        return {
+            "id": uuid.uuid4().hex,
+            "object": "chat.completion",
+            "model": body.get("model", MODELS[0]),
+            "created": int(time.time()),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "tool_calls": None},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }

@@ -1,0 +1,126 @@
+"""Ingest: walking folders, skipping unchanged files, replacing changed ones, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.deadline import Deadline
+from bot.knowledge.formats.base import document_id
+from bot.knowledge.ingest import discover, ingest_paths
+from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
+
+
+def tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return root
+
+
+def found(store: SqliteKnowledgeStore, query: str) -> set[str]:
+    return {p.document_id for p in store.search(query, 10, Deadline(5))}
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    return tree(
+        tmp_path / "notes",
+        {
+            "budget.txt": "Title: Budget\nThe audit starts in March.",
+            "team/handbook.md": "# Handbook\nWrite decisions down.",
+            "team/call.txt": "Ann: Hello.\nBo: Hi Ann.\nAnn: Let's begin.\n",
+            "meeting.json": json.dumps(
+                {"meeting_transcripts": [{"speaker": "PhD A", "content": "The corpus is ready ."}]}
+            ),
+            ".hidden/secret.txt": "hidden",
+            ".notes.txt": "hidden too",
+            "image.png": b"\x89PNG",
+        },
+    )
+
+
+def test_ingest_walks_folders_and_stores_supported_files(
+    store: SqliteKnowledgeStore, notes: Path
+) -> None:
+    summary = ingest_paths(store, [str(notes)], progress=False)
+    assert (summary.documents_added, summary.documents_skipped, summary.errors) == (4, 0, [])
+    assert summary.chunks == store.counts()["chunks"] == 4
+    assert summary.people == 3  # Ann, Bo, PhD A
+    assert summary.seconds >= 0
+    assert found(store, "audit") == {document_id("notes/budget.txt")}
+    assert found(store, "corpus") == {document_id("notes/meeting.json")}
+    assert found(store, "hidden") == set()
+
+
+def test_document_ids_are_stable_and_keyed_by_root_name(tmp_path: Path, notes: Path) -> None:
+    files, errors = discover([str(notes), str(notes / "budget.txt")])
+    assert errors == []
+    keys = [f.key for f in files]
+    assert keys == sorted(set(keys), key=keys.index)  # the explicit file is not listed twice
+    assert "notes/budget.txt" in keys and "notes/team/call.txt" in keys
+    other = tree(tmp_path / "other", {"budget.txt": "x"})
+    assert discover([str(other)])[0][0].key == "other/budget.txt"  # distinct from notes/
+
+
+def test_unchanged_files_are_skipped(store: SqliteKnowledgeStore, notes: Path) -> None:
+    ingest_paths(store, [str(notes)], progress=False)
+    version = store.version()
+    again = ingest_paths(store, [str(notes)], progress=False)
+    assert (again.documents_added, again.documents_updated, again.documents_skipped) == (0, 0, 4)
+    assert again.chunks == 0
+    assert store.version() == version  # nothing written
+    single = ingest_paths(store, [str(notes / "budget.txt")], progress=False)
+    assert single.documents_skipped == 1  # same id whether given as a folder or a file
+
+
+def test_changed_files_replace_their_chunks(store: SqliteKnowledgeStore, notes: Path) -> None:
+    ingest_paths(store, [str(notes)], progress=False)
+    (notes / "budget.txt").write_text("Title: Budget\nThe review moved to April.")
+    summary = ingest_paths(store, [str(notes)], progress=False)
+    assert (summary.documents_updated, summary.documents_skipped) == (1, 3)
+    assert found(store, "audit") == set()  # no stale chunk survives
+    assert found(store, "review April") == {document_id("notes/budget.txt")}
+    assert store.counts()["documents"] == 4
+
+
+def test_bad_files_are_errors_not_crashes(store: SqliteKnowledgeStore, tmp_path: Path) -> None:
+    root = tree(
+        tmp_path / "mixed",
+        {
+            "good.txt": "Kenya programme notes.",
+            "broken.json": '{"meeting_transcripts": [',
+            "binary.txt": b"\x00\x00\x00",
+        },
+    )
+    summary = ingest_paths(
+        store, [str(root), str(tmp_path / "missing"), str(tmp_path / "x.pdf")], progress=False
+    )
+    assert summary.documents_added == 1
+    assert found(store, "Kenya") == {document_id("mixed/good.txt")}
+    errors = "\n".join(summary.errors)
+    assert len(summary.errors) == 4
+    for fragment in ("mixed/broken.json", "mixed/binary.txt", "missing", "x.pdf"):
+        assert fragment in errors
+
+
+def test_progress_callback_is_called_per_file(store: SqliteKnowledgeStore, notes: Path) -> None:
+    calls: list[tuple[int, int, str]] = []
+    ingest_paths(store, [str(notes)], progress=lambda *args: calls.append(args))
+    assert [c[0] for c in calls] == [1, 2, 3, 4]
+    assert {c[1] for c in calls} == {4}
+    assert all(c[2].startswith("notes/") for c in calls)
+
+
+def test_progress_bar_goes_to_stderr_only_when_asked(
+    store: SqliteKnowledgeStore, notes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ingest_paths(store, [str(notes)], progress=True)
+    captured = capsys.readouterr()
+    assert "4/4" in captured.err and captured.out == ""
+    ingest_paths(store, [str(notes)], progress=False)
+    ingest_paths(store, [str(notes)])  # default: only on a terminal, and tests have none
+    assert capsys.readouterr().err == ""
