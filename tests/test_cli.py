@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import REPO, SAMPLE
+from tests.services import free_port
 
 
 @pytest.fixture
@@ -68,12 +68,6 @@ def test_forget_deletes_a_senders_history(app, runner):
     result = runner.invoke(args=["forget", "+44 7700 900777"])
     assert result.exit_code == 0
     assert "Deleted 3 stored rows" in result.output  # two turns and the delivery
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_quickstart_serves_and_chat_answers_over_http(tmp_path):
