@@ -85,10 +85,11 @@ MAX_BORROWED_TURNS = 3
 
 
 def is_follow_up(question: str) -> bool:
-    """A question that refers back, or says too little to search on by itself."""
+    """A question that refers back, or names no topic of its own."""
     words = [w.lower() for w in _WORD.findall(question)]
     content = [w for w in words if w not in _FILLER and w not in _ANAPHORA]
-    return bool(set(words) & _ANAPHORA) or len(content) < 2
+    # "What about Germany?" names its own topic; "why?" or "why was that?" does not.
+    return bool(set(words) & _ANAPHORA) or not content
 
 
 def search_query(question: str, turns: list[Turn]) -> str:

@@ -6,12 +6,21 @@ import logging
 import sys
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import TextIO
+
+import click
 
 from bot.settings import Settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_FILE = "whatsapp_agent.log"
 _MARK = "_whatsapp_bot_handler"
+
+
+def _console() -> TextIO:
+    """stdout for the server (gunicorn, Render); stderr under a CLI command, whose stdout
+    is its output (`flask search` writes JSON lines there)."""
+    return sys.stderr if click.get_current_context(silent=True) is not None else sys.stdout
 
 
 def configure_logging(settings: Settings) -> None:
@@ -21,7 +30,7 @@ def configure_logging(settings: Settings) -> None:
     for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(handler)
         handler.close()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    handlers: list[logging.Handler] = [logging.StreamHandler(_console())]
     try:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         handlers.append(

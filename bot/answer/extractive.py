@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.deadline import Deadline
+from bot.followup import search_query
 from bot.models import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,10 @@ MAX_SENTENCES = 5
 MAX_SENTENCE_CHARS = 300
 STEM_CHARS = 5
 LABEL_BONUS = 3.0
+RANK_DECAY = 0.5
+WRAPPED_LINE_CHARS = 60
+RELEVANCE_FLOOR = 0.3
+BORROWED_WEIGHT = 0.7
 
 STOPWORDS = frozenset(
     """
@@ -44,7 +49,21 @@ STOPWORDS = frozenset(
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?…])\s+")
 # "Alice: text" or "Dr. Bob Smith: text" at the start of a transcript line.
-_SPEAKER_RE = re.compile(r"^\s*([^\W\d_][\w .'’-]{0,40}?)\s*:\s+(\S.*)$", re.UNICODE)
+_SPEAKER_RE = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,3})\s*:\s+(\S.*)$")
+
+
+# "Notes by: Lena" opens a line of its own even though "by" is not capitalised.
+_LABEL_RE = re.compile(r"^[^\W\d_][\w ]{0,24}:\s")
+
+
+def _speaker(line: str) -> tuple[str, str] | None:
+    """("Amara Okafor", "text") for a `Name: text` line; names are capitalised words."""
+    match = _SPEAKER_RE.match(line)
+    if match is None or not all(word[0].isupper() for word in match.group(1).split()):
+        return None
+    return match.group(1).strip(), match.group(2).strip()
+
+
 _BULLET_RE = re.compile(r"^\s*(?:[-*•·]|\d+[.)])\s+")
 _SUFFIXES = ("ing", "ed", "es", "s")
 
@@ -84,17 +103,43 @@ def _clip(text: str, limit: int = MAX_SENTENCE_CHARS) -> str:
     return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
+def _continues(previous: str, raw: str) -> bool:
+    """True when `raw` carries on the line before it (hard-wrapped prose, indented items)."""
+    if not previous or _BULLET_RE.match(raw) or _speaker(raw) or _LABEL_RE.match(raw):
+        return False
+    stripped = raw.lstrip()
+    # Short lines without a full stop are headings; long ones were wrapped by an editor.
+    return raw[:1].isspace() or stripped[:1].islower() or len(previous) >= WRAPPED_LINE_CHARS
+
+
+def _lines(text: str) -> list[str]:
+    """Logical lines: wrapped prose rejoined, list items after a 'Label:' line kept with it."""
+    lines: list[str] = []
+    previous = ""  # the raw line before, "" after a blank line
+    intro = False
+    for raw in text.splitlines():
+        line = _BULLET_RE.sub("", raw).strip()
+        if not line:
+            previous, intro = "", False
+            continue
+        if _continues(previous, raw):
+            lines[-1] += " " + line
+            intro = False
+        elif intro and _BULLET_RE.match(raw):
+            # "We decided to stop Germany work:" says little without the list that follows.
+            lines[-1] += ("" if lines[-1].endswith(":") else ";") + " " + line
+        else:
+            lines.append(line)
+            intro = line.endswith(":")
+        previous = raw.rstrip()
+    return lines
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of a passage; a `Name: text` line passes its speaker to each sentence."""
     sentences: list[str] = []
-    for line in text.splitlines():
-        line = _BULLET_RE.sub("", line).strip()
-        if not line:
-            continue
-        speaker = ""
-        match = _SPEAKER_RE.match(line)
-        if match:
-            speaker, line = match.group(1).strip(), match.group(2).strip()
+    for line in _lines(text):
+        speaker, line = _speaker(line) or ("", line)
         for part in _SENTENCE_END_RE.split(line):
             part = part.strip()
             if len(_WORD_RE.findall(part)) == 0:
@@ -107,6 +152,8 @@ def _sentences(passages: list[Passage]) -> list[_Sentence]:
     found: list[_Sentence] = []
     seen: set[str] = set()
     for rank, passage in enumerate(passages):
+        # A passage's title line repeats its source label: no excerpt in itself.
+        seen.add(" ".join((passage.title or "").lower().split()))
         for position, text in enumerate(split_sentences(passage.text or "")):
             key = " ".join(text.lower().split())
             if key in seen:
@@ -129,14 +176,11 @@ def _sentences(passages: list[Passage]) -> list[_Sentence]:
 
 
 def _query_weights(question: str, turns: Sequence[Turn]) -> dict[str, float]:
-    """Question stems weigh 1; a follow-up borrows the last user turn's stems at half weight."""
+    """Question stems weigh 1; a follow-up borrows its topic from earlier questions."""
     weights = dict.fromkeys(content_stems(question), 1.0)
-    if len(weights) < 2:
-        for turn in reversed(turns):
-            if turn.role == "user":
-                for s in content_stems(turn.text):
-                    weights.setdefault(s, 0.5)
-                break
+    topic = search_query(question, list(turns))  # the same rule retrieval follows
+    for s in content_stems(topic[len(question) :]):
+        weights.setdefault(s, BORROWED_WEIGHT)
     return weights
 
 
@@ -154,19 +198,31 @@ def select_sentences(
         for s in sentence.stems & weights.keys():
             counts[s] = counts.get(s, 0) + 1
     total = len(sentences)
+    # How much of the question each passage (title included) covers: an "Attendees:" line
+    # in a passage that never mentions the meeting asked about is about another meeting.
+    cover = [
+        sum(weights[s] for s in content_stems(f"{p.title}\n{p.text}") & weights.keys())
+        / (sum(weights.values()) or 1.0)
+        for p in passages
+    ]
 
     def score(sentence: _Sentence) -> float:
         matched = sentence.stems & weights.keys()
         # A line labelled with the question's word ("Attendees:", "Lars:") is about it.
-        return sum(
+        overlap = sum(
             weights[s]
             * (1.0 + math.log(total / counts[s]))
             * (LABEL_BONUS if s in sentence.label else 1.0)
             for s in matched
         )
+        # Retrieval ranked the passages: equal matches in a better passage come first.
+        rank = sentence.passage_rank
+        return overlap * cover[rank] / (1.0 + RANK_DECAY * rank)
 
     scored = [(score(s), s) for s in sentences]
-    relevant = [pair for pair in scored if pair[0] > 0]
+    best = max(score for score, _ in scored)
+    # Weak matches (a shared common word) only dilute a good answer.
+    relevant = [pair for pair in scored if pair[0] > 0 and pair[0] >= RELEVANCE_FLOOR * best]
     relevant.sort(key=lambda pair: (-pair[0], pair[1].passage_rank, pair[1].position))
     chosen = [s for _, s in relevant[:limit]]
     if len(chosen) < MIN_SENTENCES:

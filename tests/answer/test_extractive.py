@@ -106,3 +106,39 @@ def test_never_raises_on_weird_questions(question, passages):
 def test_never_raises_on_weird_passages(text):
     answer = ask("anything", [Passage(text=text, source="", score=0.0)])
     assert answer.text
+
+
+def test_hard_wrapped_prose_is_rejoined_into_whole_sentences():
+    text = (
+        "We do not have the staff capacity: Jonas is our only German-speaking officer\n"
+        "and is now part-time. The funding is gone.\n"
+        "Notes by: Lena Hoffmann"
+    )
+    assert split_sentences(text) == [
+        "We do not have the staff capacity: Jonas is our only German-speaking officer "
+        "and is now part-time.",
+        "The funding is gone.",
+        "Notes by: Lena Hoffmann",
+    ]
+
+
+def test_a_list_stays_with_the_line_that_introduces_it():
+    text = "We decided to stop Germany work:\n- no briefings\n- no workplan\n\nOther text."
+    assert split_sentences(text)[0] == "We decided to stop Germany work: no briefings; no workplan"
+
+
+def test_attendees_of_the_meeting_asked_about_come_before_other_meetings():
+    other = Passage("Budget review\nAttendees: Ola, Per", "Budget review", 2.0, title="Budget")
+    unea = Passage("Attendees: Amara, Jonas", "UNEA prep", 1.0, title="UNEA prep meeting")
+    answer = ask("who attended the UNEA meeting?", [other, unea])
+    assert bullets(answer.text)[0] == "Attendees: Amara, Jonas"
+    assert "UNEA prep meeting" not in bullets(answer.text)  # a title is not an excerpt
+
+
+def test_a_follow_up_uses_the_topic_of_the_earlier_question():
+    passages = [
+        Passage("The UK timeline moved to June. Germany was dropped for lack of staff.", "n", 1.0)
+    ]
+    turns = [Turn("user", "what about Germany?"), Turn("assistant", "It was dropped.")]
+    answer = ask("why was that?", passages, turns)
+    assert bullets(answer.text)[0] == "Germany was dropped for lack of staff."
