@@ -83,6 +83,12 @@ def test_quickstart_serves_and_chat_answers_over_http(tmp_path):
     run = dict(cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     ingest = subprocess.run([*flask, "ingest", str(SAMPLE)], **run)
     assert ingest.returncode == 0, ingest.stderr
+    # Batch search writes only JSON lines to stdout (logs go to stderr).
+    search = subprocess.run([*flask, "search"], input="UNEA attendees\nGermany\n", **run)
+    assert [json.loads(line)["question"] for line in search.stdout.splitlines()] == [
+        "UNEA attendees",
+        "Germany",
+    ]
     server = subprocess.Popen(
         [sys.executable, "app.py"],
         cwd=REPO,
