@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.settings import Settings, load_settings, with_overrides
 
@@ -20,15 +21,17 @@ def create_app(
     environ: Mapping[str, str] | None = None,
 ) -> Flask:
     """Build the app: settings, logging, stores, answerer, blueprint and CLI."""
+    from bot.access import AccessPolicy
     from bot.answer import build_answerer
     from bot.cli import register_cli
     from bot.conversation import ConversationHandler
     from bot.health import Services
     from bot.history import open_history_store
     from bot.knowledge import open_knowledge_store
+    from bot.limits import init_limits
     from bot.logs import configure_logging
     from bot.metrics import Metrics
-    from bot.webhook import MAX_BODY_BYTES, bp
+    from bot.webhook import MAX_BODY_BYTES, WEBHOOK_ENDPOINT, bp
 
     if isinstance(config_override, Settings):
         settings = config_override
@@ -56,8 +59,16 @@ def create_app(
     )
     metrics = Metrics()
     handler = ConversationHandler(settings, history, knowledge, answerer, metrics)
-    app.extensions["bot"] = Services(settings, history, knowledge, answerer, metrics, handler)
+    services = Services(
+        settings, history, knowledge, answerer, metrics, handler, AccessPolicy(settings)
+    )
+    app.extensions["bot"] = services
     app.register_blueprint(bp)
+    services.limiter = init_limits(app, settings, WEBHOOK_ENDPOINT)
+    if settings.proxy_hops:
+        # Trust X-Forwarded-* only from as many proxies as the operator says sit in front.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     register_cli(app)
@@ -66,6 +77,8 @@ def create_app(
 
 def _http_error(exc: HTTPException) -> Response:
     """4xx/5xx as one plain line: never an HTML page or a traceback."""
+    if exc.response is not None:  # a response chosen by whoever raised (the rate limiter)
+        return exc.response
     return Response(f"{exc.name}\n", status=exc.code or 500, mimetype="text/plain")
 
 

@@ -23,7 +23,7 @@ from bot.settings import Settings
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-HINT_EVERY_SECONDS = 24 * 3600
+NOTICE_EVERY_SECONDS = 24 * 3600
 # Time kept back from the model for storing the exchange and writing the TwiML.
 FINISH_RESERVE_SECONDS = 0.3
 # While another request answers the same MessageSid, wait for its reply this often.
@@ -78,6 +78,13 @@ class ConversationHandler:
             self._safe(None, lambda: self.history.complete(msg.message_sid, reply.text, deadline))
         return reply
 
+    def notice_due(self, sender: str, kind: str, deadline: Deadline) -> bool:
+        """True at most once per 24 h per sender and kind (hints, refusals)."""
+        # Without the store we cannot remember: one notice too many beats silence.
+        return self._safe(
+            True, lambda: self.history.notice_due(sender, kind, NOTICE_EVERY_SECONDS, deadline)
+        )
+
     def _repeat(self, msg: InboundMessage, state: str, reply: str, deadline: Deadline) -> Reply:
         """A redelivery: the reply already given, waiting for it while it is being made."""
         while state == "pending" and deadline.remaining() > FINISH_RESERVE_SECONDS:
@@ -96,13 +103,7 @@ class ConversationHandler:
             return Reply(kind="ignored")
         mentioned, question = find_mention(msg.body, self.settings.trigger_words)
         if self.settings.require_mention and not mentioned:
-            hint_due = self._safe(
-                False,
-                lambda: self.history.notice_due(
-                    msg.sender, "mention-hint", HINT_EVERY_SECONDS, deadline
-                ),
-            )
-            if hint_due:
+            if self.notice_due(msg.sender, "mention-hint", deadline):
                 return Reply(MENTION_HINT.format(trigger=trigger), kind="hint")
             return Reply(kind="ignored")
         if not question:

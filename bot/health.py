@@ -6,10 +6,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from flask_limiter import Limiter
+
+from bot.access import AccessPolicy
 from bot.answer.base import Answerer
 from bot.conversation import ConversationHandler
 from bot.history.store import HistoryStore
 from bot.knowledge.store import KnowledgeStore
+from bot.limits import storage_health
 from bot.metrics import Metrics
 from bot.settings import Settings
 
@@ -40,6 +44,8 @@ class Services:
     answerer: Answerer
     metrics: Metrics
     handler: ConversationHandler
+    access: AccessPolicy
+    limiter: Limiter | None = None  # set once the webhook view is registered
     started_at: float = field(default_factory=time.time)
 
     def health(self) -> dict:
@@ -51,6 +57,8 @@ class Services:
             # the fallbacks counter.
             "llm": {"backend": self.answerer.name, "ok": True},
         }
+        if self.limiter is not None:
+            components["rate_limit"] = storage_health(self.limiter, self.settings)
         status = "ok" if all(c["ok"] for c in components.values()) else "degraded"
         return {
             "status": status,

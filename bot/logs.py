@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -10,11 +11,45 @@ from typing import TextIO
 
 import click
 
+from bot.inbound import mask_number
 from bot.settings import Settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_FILE = "whatsapp_agent.log"
 _MARK = "_whatsapp_bot_handler"
+
+
+# Phone numbers as Twilio writes them (+E.164, optionally "whatsapp:"-prefixed), and bare
+# digit runs as long as one (WaId). Timestamps and durations never have 10 digits in a row.
+_NUMBER_RE = re.compile(r"(?:whatsapp:)?\+\d{7,15}\b|(?<![\w.])\d{10,15}\b")
+# user:password@ in a database or Redis URL.
+_URL_CREDENTIALS_RE = re.compile(r"(?<=://)[^/@\s:]*:[^/@\s]*@")
+
+
+class RedactingFormatter(logging.Formatter):
+    """Masks phone numbers and removes secrets from every line, whoever logged it."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__(FORMAT)
+        # Only secrets long enough not to match ordinary words.
+        self._secrets = tuple(sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True))
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted line with numbers masked and secrets replaced by '***'."""
+        line = super().format(record)
+        for secret in self._secrets:
+            line = line.replace(secret, "***")
+        line = _URL_CREDENTIALS_RE.sub("***@", line)
+        return _NUMBER_RE.sub(lambda m: mask_number(m.group(0)), line)
+
+
+def _secrets(settings: Settings) -> tuple[str, ...]:
+    return (
+        settings.twilio_auth_token,
+        settings.mistral_api_key,
+        settings.neo4j_password,
+        settings.database_url,
+    )
 
 
 def _console() -> TextIO:
@@ -45,7 +80,7 @@ def configure_logging(settings: Settings) -> None:
     except OSError:
         pass  # a read-only disk must not stop the bot; stdout still has everything
     for handler in handlers:
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(RedactingFormatter(_secrets(settings)))
         setattr(handler, _MARK, True)
         root.addHandler(handler)
     # httpx(2) logs every request URL at INFO: noise at our level.

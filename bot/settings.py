@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from bot.inbound import normalise_number
+
 logger = logging.getLogger(__name__)
 
 # Twilio abandons a webhook after 15 s, connect time included; keep a second in hand.
@@ -45,6 +47,10 @@ class Settings:
     require_mention: bool = True
     max_reply_messages: int = 3
     max_question_chars: int = 1000
+    allowed_senders: tuple[str, ...] = ()
+    admin_senders: tuple[str, ...] = ()
+    rate_limit: str = "10 per minute; 200 per day"
+    proxy_hops: int = 0
     # mistral
     mistral_api_key: str = ""
     mistral_model: str = "mistral-small-latest"
@@ -164,6 +170,43 @@ def _whatsapp_number(value: Any) -> str:
     return text
 
 
+def _sender(value: Any) -> str:
+    """'whatsapp:+44 7700-900123' -> 'whatsapp:+447700900123'; '*' stays '*'."""
+    text = _text(value)
+    if text == "*":
+        return text
+    number = normalise_number(text)
+    bare = number.removeprefix("whatsapp:")
+    if not (bare.startswith("+") and bare[1:].isdigit() and 8 <= len(bare) <= 16):
+        raise ValueError('E.164 numbers such as "+447700900123" (or "*" for everyone)')
+    return number
+
+
+def _senders(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError('a list of E.164 numbers such as ["+447700900123"], or ["*"]')
+    return tuple(dict.fromkeys(_sender(v) for v in value))
+
+
+def _admins(value: Any) -> tuple[str, ...]:
+    admins = _senders(value)
+    if "*" in admins:
+        raise ValueError('a list of E.164 numbers such as ["+447700900123"] ("*" not allowed)')
+    return admins
+
+
+def _rate_limit(value: Any) -> str:
+    from limits import parse_many  # flask-limiter's own parser, so both agree on the syntax
+
+    text = _text(value)
+    try:
+        if text and parse_many(text):
+            return text
+    except ValueError:
+        pass
+    raise ValueError('limits such as "6 per minute; 100 per day"')
+
+
 # config.json key -> (Settings field, checker). The seed product's keys come first.
 CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "twilio.account_sid": ("twilio_account_sid", _text),
@@ -179,6 +222,10 @@ CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "whatsapp.require_mention": ("require_mention", _bool),
     "whatsapp.max_reply_messages": ("max_reply_messages", _int(1, 10)),
     "whatsapp.max_question_chars": ("max_question_chars", _int(20, 10000)),
+    "whatsapp.allowed_senders": ("allowed_senders", _senders),
+    "whatsapp.admin_senders": ("admin_senders", _admins),
+    "whatsapp.rate_limit": ("rate_limit", _rate_limit),
+    "twilio.proxy_hops": ("proxy_hops", _int(0, 5)),
     "mistral.api_key": ("mistral_api_key", _text),
     "mistral.model": ("mistral_model", _nonempty),
     "neo4j.uri": ("neo4j_uri", _url("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")),

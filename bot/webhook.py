@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from bot.access import rate_key, refusal_text
 from bot.deadline import Deadline
-from bot.inbound import BadRequest, parse_form
+from bot.inbound import BadRequest, mask_number, parse_form
 from bot.security import verify_twilio_request
 from bot.twiml import render
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
 
+WEBHOOK_ENDPOINT = "webhook.whatsapp_webhook"
 # Twilio's forms are a few KiB; anything much larger is not Twilio.
 MAX_BODY_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -23,12 +25,22 @@ def _plain(status: int, text: str) -> Response:
     return Response(text + "\n", status=status, mimetype="text/plain")
 
 
-@bp.post("/whatsapp/webhook")
-def whatsapp_webhook() -> Response:
-    """Verify, parse and answer one Twilio message inline as TwiML."""
-    # The budget starts when the request arrives: Twilio's 15 s clock is already running.
+def _twiml(text: str) -> Response:
+    return Response(
+        render(text, current_app.extensions["bot"].settings.max_reply_messages),
+        status=200,
+        mimetype="text/xml",
+    )
+
+
+@bp.before_request
+def gate() -> Response | None:
+    """The cheap checks, before the rate limiter counts anything (SPEC steps 1-4)."""
+    if request.endpoint != WEBHOOK_ENDPOINT:
+        return None
     services = current_app.extensions["bot"]
-    deadline = Deadline(services.settings.response_timeout_seconds)
+    # The budget starts when the request arrives: Twilio's 15 s clock is already running.
+    g.deadline = Deadline(services.settings.response_timeout_seconds)
     if (request.content_length or 0) > MAX_BODY_BYTES:
         return _plain(413, "Request body too large")
     if request.mimetype != FORM_TYPE:
@@ -37,12 +49,22 @@ def whatsapp_webhook() -> Response:
         logger.warning("rejected a request with a missing or invalid Twilio signature")
         return _plain(403, "Invalid or missing Twilio signature")
     try:
-        message = parse_form(request.form)
+        g.message = parse_form(request.form)
     except BadRequest as exc:
         return _plain(400, str(exc))
-    reply = services.handler.handle(message, deadline)
-    xml = render(reply.text, services.settings.max_reply_messages)
-    return Response(xml, status=200, mimetype="text/xml")
+    if not services.access.allows(g.message.sender):
+        logger.info("refused sender %s (not in allowed_senders)", mask_number(g.message.sender))
+        first = services.handler.notice_due(g.message.sender, "refused", g.deadline)
+        return _twiml(refusal_text(g.message.sender) if first else "")
+    g.rate_key = rate_key(g.message.sender)
+    return None
+
+
+@bp.post("/whatsapp/webhook")
+def whatsapp_webhook() -> Response:
+    """Answer one verified, allowed, rate-limited message inline as TwiML."""
+    reply = current_app.extensions["bot"].handler.handle(g.message, g.deadline)
+    return _twiml(reply.text)
 
 
 @bp.get("/health")

@@ -17,6 +17,10 @@ from bot.cli import reply_texts
 from bot.knowledge.ingest import ingest_paths
 from bot.settings import Settings
 from tests.fakes.mistral_server import MistralStub
+from tests.services.postgres import pg_cluster_url, pg_url, postgres, postgres_cluster  # noqa: F401
+
+# Throwaway servers, each started only when a test asks for it.
+pytest_plugins = ["tests.services.redis"]
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "knowledge" / "sample"
@@ -70,6 +74,9 @@ def settings_for(tmp_path: Path) -> Callable[..., Settings]:
             "public_base_url": PUBLIC_URL,
             "response_timeout_seconds": 5.0,
             "log_level": "INFO",
+            "allowed_senders": ("*",),
+            # Tests send many messages per sender; the rate-limit tests set their own.
+            "rate_limit": "10000 per minute",
         }
         values.update(overrides)
         return Settings(**values)

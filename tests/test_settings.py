@@ -58,6 +58,13 @@ INVALID_CONFIG = [
     ("whatsapp.max_reply_messages", 0, "1 to 10"),
     ("whatsapp.max_reply_messages", 11, "1 to 10"),
     ("whatsapp.max_question_chars", 5, "20 to 10000"),
+    ("whatsapp.allowed_senders", "+447700900123", "a list of E.164"),
+    ("whatsapp.allowed_senders", ["07700 900123"], "E.164 numbers"),
+    ("whatsapp.admin_senders", ["*"], '"*" not allowed'),
+    ("whatsapp.admin_senders", [12], "a string"),
+    ("whatsapp.rate_limit", "lots per minute", "6 per minute; 100 per day"),
+    ("whatsapp.rate_limit", "", "6 per minute"),
+    ("twilio.proxy_hops", 9, "0 to 5"),
     ("mistral.api_key", 1234, "a string"),
     ("mistral.model", "", "non-empty"),
     ("mistral.model", None, "non-empty"),
@@ -200,3 +207,11 @@ def test_app_import_with_bad_config_exits_with_one_line(tmp_path):
         f"Configuration error: {path}: whatsapp.context_limit = 0: "
         "expected a whole number from 1 to 50"
     ]
+
+
+def test_sender_lists_are_normalised(tmp_path):
+    path = write_config(
+        tmp_path,
+        {"whatsapp": {"allowed_senders": ["+44 7700-900123", "whatsapp:+15555550100", "*"]}},
+    )
+    assert load(path).allowed_senders == ("whatsapp:+447700900123", "whatsapp:+15555550100", "*")

@@ -1,0 +1,40 @@
+"""Who may use the bot: the allowlist, admins, and the refusal a stranger gets."""
+
+from __future__ import annotations
+
+import hashlib
+
+from bot.settings import Settings
+
+REFUSED = (
+    "Sorry, this bot only answers members of its team. Your number {number} is not on "
+    'its list yet: ask the bot\'s admin to add "{number}" to whatsapp.allowed_senders '
+    "in config.json."
+)
+
+
+class AccessPolicy:
+    """Allowlist and admin checks on normalised sender ids ('whatsapp:+E164')."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._everyone = settings.local_mode or "*" in settings.allowed_senders
+        self._allowed = frozenset(settings.allowed_senders)
+        self._admins = frozenset(settings.admin_senders)
+
+    def allows(self, sender: str) -> bool:
+        """Local mode and "*" admit everyone; otherwise only listed numbers (none if empty)."""
+        return self._everyone or sender in self._allowed or sender in self._admins
+
+    def is_admin(self, sender: str) -> bool:
+        """Admins may see the team's statistics."""
+        return sender in self._admins
+
+
+def refusal_text(sender: str) -> str:
+    """The one reply a sender outside the allowlist gets, naming their own number."""
+    return REFUSED.format(number=sender.removeprefix("whatsapp:"))
+
+
+def rate_key(sender: str) -> str:
+    """The rate-limit key for a sender: a hash, so no phone number reaches Redis or logs."""
+    return "sender:" + hashlib.sha256(sender.encode()).hexdigest()[:24]
