@@ -144,6 +144,7 @@ class ConversationHandler:
             self.metrics.incr("errors")
             return Reply(KNOWLEDGE_DOWN, kind="unavailable")
         retrieved = time.perf_counter()
+        logger.info("retrieved %d passages in %.0f ms", len(passages), (retrieved - started) * 1e3)
         answer = self._generate(question, passages, turns, deadline)
         text = f"{note}\n\n{answer.text}" if note else answer.text
         self._safe(
@@ -163,13 +164,10 @@ class ConversationHandler:
         self.metrics.incr("answers")
         self.metrics.observe(finished - started)
         logger.info(
-            "answered %s: %d passages in %.0f ms, %s%s in %.0f ms",
-            mask(msg),
-            len(passages),
-            (retrieved - started) * 1000,
+            "answered by %s in %.0f ms (%s)",
             answer.backend,
-            f" (fallback: {answer.fallback_reason})" if answer.fallback_reason else "",
             (finished - retrieved) * 1000,
+            _detail(answer),
         )
         return Reply(text, kind="answer", sources=answer.sources)
 
@@ -196,6 +194,13 @@ class ConversationHandler:
         except HistoryUnavailable as exc:
             logger.warning("history unavailable: %s", exc)
             return default
+
+
+def _detail(answer: Answer) -> str:
+    """What the log says about how an answer was made."""
+    if answer.fallback_reason:
+        return f"fallback: {answer.fallback_reason}"
+    return f"{answer.tokens} tokens" if answer.tokens else "no model call"
 
 
 def mask(msg: InboundMessage) -> str:

@@ -68,6 +68,13 @@ class Services:
             **self.metrics.snapshot(),
         }
 
+    def after_fork(self) -> None:
+        """Forget clients inherited from gunicorn's master (only with --preload)."""
+        for part in (self.history, self.knowledge, self.answerer):
+            reset = getattr(part, "after_fork", None)
+            if reset is not None:
+                reset()
+
     def close(self) -> None:
         """Release every store's connections."""
         self.history.close()

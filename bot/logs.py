@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import uuid
+from contextvars import ContextVar
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TextIO
@@ -14,7 +16,7 @@ import click
 from bot.inbound import mask_number
 from bot.settings import Settings
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 LOG_FILE = "whatsapp_agent.log"
 _MARK = "_whatsapp_bot_handler"
 
@@ -24,6 +26,23 @@ _MARK = "_whatsapp_bot_handler"
 _NUMBER_RE = re.compile(r"(?:whatsapp:)?\+\d{7,15}\b|(?<![\w.])\d{10,15}\b")
 # user:password@ in a database or Redis URL.
 _URL_CREDENTIALS_RE = re.compile(r"(?<=://)[^/@\s:]*:[^/@\s]*@")
+
+
+# Ties together the stage lines of one webhook request ("-" outside requests).
+_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+def new_request_id() -> str:
+    """Start a request: every log line from this thread carries the new id until the next."""
+    value = uuid.uuid4().hex[:8]
+    _request_id.set(value)
+    return value
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _request_id.get()
+        return True
 
 
 class RedactingFormatter(logging.Formatter):
@@ -81,6 +100,7 @@ def configure_logging(settings: Settings) -> None:
         pass  # a read-only disk must not stop the bot; stdout still has everything
     for handler in handlers:
         handler.setFormatter(RedactingFormatter(_secrets(settings)))
+        handler.addFilter(_RequestIdFilter())
         setattr(handler, _MARK, True)
         root.addHandler(handler)
     # httpx(2) logs every request URL at INFO: noise at our level.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from bot.access import rate_key, refusal_text
 from bot.deadline import Deadline
 from bot.inbound import BadRequest, mask_number, parse_form
+from bot.logs import new_request_id
 from bot.security import verify_twilio_request
 from bot.twiml import render
 
@@ -38,6 +40,8 @@ def gate() -> Response | None:
     """The cheap checks, before the rate limiter counts anything (SPEC steps 1-4)."""
     if request.endpoint != WEBHOOK_ENDPOINT:
         return None
+    new_request_id()
+    g.started = time.perf_counter()
     services = current_app.extensions["bot"]
     # The budget starts when the request arrives: Twilio's 15 s clock is already running.
     g.deadline = Deadline(services.settings.response_timeout_seconds)
@@ -52,6 +56,13 @@ def gate() -> Response | None:
         g.message = parse_form(request.form)
     except BadRequest as exc:
         return _plain(400, str(exc))
+    logger.info(
+        "received %s from %s (%d chars, %d media)",
+        g.message.message_sid,
+        mask_number(g.message.sender),
+        len(g.message.body),
+        g.message.num_media,
+    )
     if not services.access.allows(g.message.sender):
         logger.info("refused sender %s (not in allowed_senders)", mask_number(g.message.sender))
         first = services.handler.notice_due(g.message.sender, "refused", g.deadline)
@@ -64,7 +75,9 @@ def gate() -> Response | None:
 def whatsapp_webhook() -> Response:
     """Answer one verified, allowed, rate-limited message inline as TwiML."""
     reply = current_app.extensions["bot"].handler.handle(g.message, g.deadline)
-    return _twiml(reply.text)
+    response = _twiml(reply.text)
+    logger.info("replied (%s) in %.0f ms", reply.kind, (time.perf_counter() - g.started) * 1000)
+    return response
 
 
 @bp.get("/health")

@@ -49,7 +49,7 @@ def test_a_full_conversation_logs_no_secret_and_no_number(
     for handler in logging.getLogger().handlers:
         handler.flush()
     log = (Path(app.extensions["bot"].settings.data_dir) / LOG_FILE).read_text()
-    assert "answered +44******0001" in log  # the conversation really was logged
+    assert "from +44******0001" in log  # the conversation really was logged
     assert "mistral answer failed" in log
     for text in (log, health):
         for secret in (TOKEN, MISTRAL_KEY, NEO4J_PASSWORD):

@@ -1,0 +1,35 @@
+"""gunicorn settings: `gunicorn -c gunicorn.conf.py app:app` (Render's start command).
+
+The app is I/O-bound: a request spends seconds waiting on the model and milliseconds
+computing, so a few processes with many threads each (gthread) serve far more
+conversations than one process per core would.
+"""
+
+import os
+
+# Render sets PORT; bind every interface because its proxy connects from outside.
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+# Two workers with 32 threads fit a 512 MB instance (~70 MB each) and hold 64 replies in flight.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+# The reply budget is at most 14 s (Twilio gives up at 15 s); a worker silent for longer
+# than this is stuck, not busy.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# On SIGTERM (a deploy), in-flight requests get this long to finish their replies.
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# Access lines carry no query string or body, so no phone number reaches them.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+# The app warns when rate limits live in one process's memory but several workers run.
+os.environ.setdefault("WEB_CONCURRENCY", str(workers))
+
+
+def post_fork(server, worker):
+    """Drop connections a preloaded app opened in the master: sockets must not be shared."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("bot") if app is not None else None
+    if services is not None:
+        services.after_fork()
