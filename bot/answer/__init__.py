@@ -35,6 +35,14 @@ class FallbackAnswerer:
             reason = "error"
         return self.fallback.answer(question, passages, turns, deadline, reason=reason)
 
+    def ping(self, deadline: Deadline) -> None:
+        """Check the primary (the model API) answers; raises AnswerFailed."""
+        self.primary.ping(deadline)
+
+    def after_fork(self) -> None:
+        """Drop the primary's connections inherited from a parent process."""
+        self.primary.after_fork()
+
     def close(self) -> None:
         """Release the primary's connections, if it holds any."""
         close = getattr(self.primary, "close", None)

@@ -202,7 +202,16 @@ class MistralAnswerer:
         if http is not None and owned:
             http.close()
 
-    reset = close
+    reset = after_fork = close
+
+    def ping(self, deadline: Deadline) -> None:
+        """List the models once (key valid, API reachable); raise AnswerFailed if not."""
+        try:
+            self.client().models.list(
+                timeout_ms=max(1, int(deadline.remaining() * 1000)), retries=None
+            )
+        except Exception as exc:  # every failure becomes AnswerFailed, as for answers
+            raise AnswerFailed(classify(exc).reason) from None
 
     def answer(
         self, question: str, passages: list[Passage], turns: list[Turn], deadline: Deadline

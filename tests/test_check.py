@@ -1,0 +1,115 @@
+"""`flask --app app check`: exit 0 when healthy, one line and exit 1 per kind of problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ALICE
+from tests.services import free_port
+
+GOOD = {
+    "twilio_account_sid": "AC" + "0123456789abcdef" * 2,
+    "twilio_auth_token": "fedcba9876543210" * 2,
+    "public_base_url": "https://bot.example.com",
+    "allowed_senders": (ALICE,),
+}
+
+
+def check(make_app, **overrides):
+    app = make_app(**{**GOOD, **overrides})
+    result = app.test_cli_runner().invoke(args=["check"])
+    return result.exit_code, result.output.splitlines()
+
+
+def test_a_healthy_setup_exits_0(make_app, mistral):
+    code, lines = check(make_app, mistral_api_key="k", mistral_server_url=mistral.url)
+    assert code == 0, lines
+    assert lines[-1] == "0 error(s), 0 warning(s)"
+    assert any(
+        line.startswith("OK      llm (mistral, mistral-small-latest): answers in") for line in lines
+    )
+    assert (
+        "OK      Twilio webhook URL to configure: "
+        "https://bot.example.com/whatsapp/webhook (HTTP POST)" in lines
+    )
+    assert any("knowledge (sqlite): answers in" in line and "5 documents" in line for line in lines)
+    assert [r.path for r in mistral.requests] == ["/v1/models"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"twilio_account_sid": "AC123"},
+            "ERROR   TWILIO_ACCOUNT_SID: should be AC followed by 32",
+        ),
+        ({"twilio_auth_token": "not-a-token"}, "ERROR   TWILIO_AUTH_TOKEN: should be 32 hex"),
+        ({"public_base_url": "http://bot.example.com"}, "is not https"),
+        (
+            {"public_base_url": "https://bot.example.com/whatsapp/webhook"},
+            "ERROR   PUBLIC_BASE_URL must not include /whatsapp/webhook",
+        ),
+    ],
+)
+def test_each_twilio_problem_is_an_error_line(make_app, overrides, expected):
+    code, lines = check(make_app, **overrides)
+    assert code == 1
+    assert any(expected in line for line in lines), lines
+
+
+def test_unreachable_redis_is_an_error(make_app):
+    code, lines = check(make_app, ratelimit_storage_uri=f"redis://127.0.0.1:{free_port()}")
+    assert code == 1
+    assert (
+        "ERROR   rate-limit storage (redis): not reachable (falls back to per-process memory)"
+        in lines
+    )
+
+
+def test_a_rejected_mistral_key_is_an_error(make_app, mistral):
+    mistral.statuses = [401]
+    code, lines = check(make_app, mistral_api_key="bad", mistral_server_url=mistral.url)
+    assert code == 1
+    assert "ERROR   llm (mistral, mistral-small-latest): not reachable (http 401)" in lines
+
+
+def test_unreachable_mistral_is_an_error(make_app):
+    code, lines = check(
+        make_app, mistral_api_key="k", mistral_server_url=f"http://127.0.0.1:{free_port()}"
+    )
+    assert code == 1
+    assert any(
+        line.startswith("ERROR   llm (mistral") and "connection error" in line for line in lines
+    )
+
+
+def test_an_empty_knowledge_base_is_a_warning(make_app):
+    app = make_app(ingest=False, **GOOD)
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 0
+    assert "WARNING the knowledge base is empty: run flask --app app ingest PATH" in result.output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"allowed_senders": ("*",)}, 'whatsapp.allowed_senders is ["*"]'),
+        ({"allowed_senders": ()}, "whatsapp.allowed_senders is empty: nobody gets answers"),
+        ({"response_timeout_seconds": 13.5}, "leaves little margin before Twilio's 15 s limit"),
+        ({"validate_signature": False}, "twilio.validate_signature is false"),
+        ({"twilio_auth_token": ""}, "TWILIO_AUTH_TOKEN is not set: local mode"),
+        ({"public_base_url": ""}, "PUBLIC_BASE_URL is not set"),
+        ({"warnings": ("config.json: mistral.api_key holds a secret",)}, "holds a secret"),
+    ],
+)
+def test_warnings_are_lines_but_exit_0(make_app, overrides, expected):
+    code, lines = check(make_app, **overrides)
+    assert code == 0, lines
+    assert any(line.startswith("WARNING") and expected in line for line in lines), lines
+
+
+def test_memory_rate_limits_with_several_workers_warn(make_app, monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    code, lines = check(make_app)
+    assert code == 0
+    assert any("rate limits in memory with 3 workers" in line for line in lines)
