@@ -77,7 +77,12 @@ def _console() -> TextIO:
     return sys.stderr if click.get_current_context(silent=True) is not None else sys.stdout
 
 
-def configure_logging(settings: Settings) -> None:
+def log_path(settings: Settings) -> Path:
+    """LOG_FILE, or whatsapp_agent.log in DATA_DIR."""
+    return Path(settings.log_file) if settings.log_file else Path(settings.data_dir) / LOG_FILE
+
+
+def configure_logging(settings: Settings, max_bytes: int = 5_000_000) -> None:
     """Install our handlers once per process (create_app may run many times in tests)."""
     root = logging.getLogger()
     root.setLevel(settings.log_level)
@@ -86,11 +91,12 @@ def configure_logging(settings: Settings) -> None:
         handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(_console())]
     try:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        path = log_path(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(
             RotatingFileHandler(
-                Path(settings.data_dir) / LOG_FILE,
-                maxBytes=5_000_000,
+                path,
+                maxBytes=max_bytes,
                 backupCount=3,
                 encoding="utf-8",
                 delay=True,

@@ -65,6 +65,7 @@ class Settings:
     ratelimit_storage_uri: str = "memory://"
     data_dir: str = "data"
     log_level: str = "INFO"
+    log_file: str = ""  # "" means DATA_DIR/whatsapp_agent.log
     port: int = 8000
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -249,6 +250,7 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "RATELIMIT_STORAGE_URI": ("ratelimit_storage_uri", _url("memory", "redis", "rediss")),
     "DATA_DIR": ("data_dir", _nonempty),
     "LOG_LEVEL": ("log_level", _log_level),
+    "LOG_FILE": ("log_file", _text),
     "PORT": ("port", _int(1, 65535)),
 }
 SECRET_FIELDS = {"twilio_auth_token", "mistral_api_key", "neo4j_password", "database_url"}
