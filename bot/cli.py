@@ -1,4 +1,4 @@
-"""Flask CLI commands: ingest, chat, search, forget."""
+"""Flask CLI commands: ingest, chat, search, forget, stats."""
 
 from __future__ import annotations
 
@@ -162,7 +162,32 @@ def forget_command(sender: str) -> None:
     click.echo(f"Deleted {deleted} stored rows for that sender.")
 
 
+@click.command("stats")
+@with_appcontext
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
+@click.option("--top", default=5, show_default=True, type=click.IntRange(0, 50))
+def stats_command(days: int, top: int) -> None:
+    """Questions per day, active senders and the most asked questions, from the history store."""
+    from bot.history import HistoryUnavailable
+
+    history = _services().history
+    try:
+        stats = history.stats(days, top, Deadline(CLI_SEARCH_SECONDS))
+    except HistoryUnavailable as exc:
+        raise click.ClickException(f"the history store is unavailable: {exc}") from None
+    click.echo(f"Last {days} day(s), {history.backend} history store")
+    click.echo(f"Active senders: {stats.active_senders}")
+    click.echo("Questions per day:")
+    for day in stats.days:
+        click.echo(f"  {day.day}  {day.questions} from {day.senders} sender(s)")
+    click.echo("Most asked questions (in the stored history):")
+    for question, count in stats.top_questions:
+        click.echo(f"  {count} x {question}")
+    click.echo(f"Feedback received: {stats.feedback}")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the commands to `flask --app app`."""
-    for command in (chat_command, ingest_command, search_command, forget_command):
+    commands = (chat_command, ingest_command, search_command, forget_command, stats_command)
+    for command in commands:
         app.cli.add_command(command)

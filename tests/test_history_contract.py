@@ -1,13 +1,15 @@
-"""The HistoryStore contract (SQLite today; the PostgreSQL store joins the parametrisation)."""
+"""The HistoryStore contract: one suite, run against the SQLite and the PostgreSQL store."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from bot.deadline import Deadline
 from bot.history.sqlite import STALE_CLAIM_SECONDS, SqliteHistoryStore
+from bot.history.store import SECONDS_PER_DAY, DayUsage, SenderUsage
 
 
 class Clock:
@@ -25,9 +27,14 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def store(request, tmp_path, clock):
-    store = SqliteHistoryStore(str(tmp_path / "history.sqlite3"), clock=clock)
+    if request.param == "postgres":
+        from bot.history.postgres import PostgresHistoryStore
+
+        store = PostgresHistoryStore(request.getfixturevalue("pg_url"), 5.0, clock=clock)
+    else:
+        store = SqliteHistoryStore(str(tmp_path / "history.sqlite3"), clock=clock)
     yield store
     store.close()
 
@@ -140,3 +147,68 @@ def test_notice_due_once_per_period(store, clock):
     assert store.notice_due("b", "hint", 3600, budget())
     clock.now += 3601
     assert store.notice_due("a", "hint", 3600, budget())
+
+
+def test_usage_counts_each_answered_question_once(store, clock):
+    exchange(store, "a", 1)
+    exchange(store, "a", 1)  # a redelivery stores nothing and counts nothing
+    exchange(store, "a", 2)
+    clock.now += SECONDS_PER_DAY
+    exchange(store, "a", 3)
+    exchange(store, "b", 1)
+    assert store.usage("a", budget()) == SenderUsage(questions=3, today=1, active_days=2)
+    assert store.usage("b", budget()) == SenderUsage(questions=1, today=1, active_days=1)
+    assert store.usage("nobody", budget()) == SenderUsage(0, 0, 0)
+
+
+def test_stats_per_day_active_senders_and_most_asked(store, clock):
+    day_one = clock.now
+    for n, (sender, question) in enumerate(
+        [("a", "Who attended?"), ("b", "who  attended"), ("c", "What budget?")]
+    ):
+        store.append_exchange(sender, sender, f"SM{n}", question, "x", (), 100, budget())
+    clock.now += SECONDS_PER_DAY
+    store.append_exchange("a", "a", "SM9", "WHO ATTENDED?!", "x", (), 100, budget())
+    store.add_feedback("b", "b", "great bot", budget())
+
+    stats = store.stats(7, 5, budget())
+    days = [time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (day_one, clock.now)]
+    assert stats.days == (DayUsage(days[0], 3, 3), DayUsage(days[1], 1, 1))
+    assert stats.active_senders == 3
+    assert stats.top_questions == (("who attended", 3), ("what budget", 1))
+    assert stats.feedback == 1
+    # A one-day window sees today only.
+    today = store.stats(1, 1, budget())
+    assert (today.days, today.active_senders) == ((DayUsage(days[1], 1, 1),), 1)
+    assert today.top_questions == (("who attended", 1),)
+
+
+def test_forget_keeps_the_counts_but_not_the_number(store):
+    exchange(store, "a", 1)
+    exchange(store, "b", 1)
+    store.add_feedback("a", "a", "please add the March notes", budget())
+    before = store.stats(7, 5, budget())
+    store.forget("a")
+    after = store.stats(7, 5, budget())
+    assert (after.days, after.active_senders, after.feedback) == (
+        before.days,
+        before.active_senders,
+        before.feedback,
+    )
+    assert store.usage("a", budget()) == SenderUsage(0, 0, 0)
+    (kept,) = store.recent_feedback(10, budget())
+    assert kept.text == "please add the March notes"
+    assert kept.sender != "a" and kept.sender.startswith("forgotten:")
+    # What the forgotten sender asked is gone from the most asked questions too.
+    assert after.top_questions == (("question 1", 1),)
+
+
+def test_feedback_newest_first(store, clock):
+    store.add_feedback("a", "a", "first", budget())
+    clock.now += 1
+    store.add_feedback("b", "b", "second", budget())
+    assert [(f.sender, f.text) for f in store.recent_feedback(10, budget())] == [
+        ("b", "second"),
+        ("a", "first"),
+    ]
+    assert [f.text for f in store.recent_feedback(1, budget())] == ["second"]

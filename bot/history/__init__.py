@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from bot.history.store import Delivery, HistoryStore, HistoryUnavailable
@@ -9,9 +10,28 @@ from bot.settings import Settings
 
 __all__ = ["Delivery", "HistoryStore", "HistoryUnavailable", "open_history_store"]
 
+logger = logging.getLogger(__name__)
+
 
 def open_history_store(settings: Settings) -> HistoryStore:
-    """SQLite under DATA_DIR (PostgreSQL arrives with DATABASE_URL support)."""
+    """PostgreSQL when DATABASE_URL is set (schema migrated now if reachable), else SQLite."""
+    if settings.database_url:
+        from bot.history.postgres import PostgresHistoryStore
+
+        store = PostgresHistoryStore(
+            settings.database_url, budget_seconds=settings.response_timeout_seconds
+        )
+        try:
+            store.migrate()
+        except HistoryUnavailable as exc:
+            # Start anyway: the first request that reaches the database migrates it.
+            logger.warning(
+                "history: cannot prepare PostgreSQL at start-up (%s); answering without "
+                "history until it is reachable",
+                exc,
+            )
+        return store
+
     from bot.history.sqlite import SqliteHistoryStore
 
     return SqliteHistoryStore(str(Path(settings.data_dir) / "history.sqlite3"))

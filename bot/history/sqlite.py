@@ -12,13 +12,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.deadline import Deadline
-from bot.history.store import Delivery, HistoryUnavailable
+from bot.history.store import (
+    STALE_CLAIM_SECONDS,
+    DayUsage,
+    Delivery,
+    Feedback,
+    HistoryUnavailable,
+    SenderUsage,
+    UsageStats,
+    anonymous_key,
+    most_asked,
+    utc_day,
+    window_start,
+)
 from bot.models import Turn
 
 logger = logging.getLogger(__name__)
-
-# A claim older than this belonged to a request that died; any response finishes in 15 s.
-STALE_CLAIM_SECONDS = 30.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -47,6 +56,20 @@ CREATE TABLE IF NOT EXISTS notices (
     kind TEXT NOT NULL,
     sent_at REAL NOT NULL,
     PRIMARY KEY (sender, kind)
+);
+CREATE TABLE IF NOT EXISTS usage (
+    sender TEXT NOT NULL,
+    day TEXT NOT NULL,
+    questions INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sender, day)
+);
+CREATE INDEX IF NOT EXISTS usage_by_day ON usage (day);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sender TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at REAL NOT NULL
 );
 """
 
@@ -167,25 +190,26 @@ class SqliteHistoryStore:
         keep: int,
         deadline: Deadline,
     ) -> None:
-        """Store both turns in one transaction, then prune the conversation to `keep`."""
+        """Store both turns in one transaction, count the question, prune to `keep`."""
         now = self._clock()
+        insert = (
+            "INSERT OR IGNORE INTO messages (conversation, sender, role, text, sources,"
+            " message_sid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
         with self._tx(deadline) as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO messages (conversation, sender, role, text, sources,"
-                " message_sid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (conversation, sender, "user", question, "[]", message_sid, now),
-                    (
-                        conversation,
-                        sender,
-                        "assistant",
-                        answer,
-                        json.dumps(sources),
-                        message_sid,
-                        now,
-                    ),
-                ],
+            stored = db.execute(
+                insert, (conversation, sender, "user", question, "[]", message_sid, now)
+            ).rowcount
+            db.execute(
+                insert,
+                (conversation, sender, "assistant", answer, json.dumps(sources), message_sid, now),
             )
+            if stored:  # a redelivered exchange is not a new question
+                db.execute(
+                    "INSERT INTO usage (sender, day, questions) VALUES (?, ?, 1)"
+                    " ON CONFLICT (sender, day) DO UPDATE SET questions = questions + 1",
+                    (sender, utc_day(now)),
+                )
             db.execute(
                 "DELETE FROM messages WHERE conversation = ? AND id NOT IN"
                 " (SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?)",
@@ -210,10 +234,16 @@ class SqliteHistoryStore:
 
     def forget(self, sender: str) -> int:
         """Delete a sender's turns, deliveries (they hold reply text) and notices."""
+        anonymous = anonymous_key()
         with self._tx(Deadline(10)) as db:
             gone = db.execute("DELETE FROM messages WHERE sender = ?", (sender,)).rowcount
             gone += db.execute("DELETE FROM deliveries WHERE conversation = ?", (sender,)).rowcount
             db.execute("DELETE FROM notices WHERE sender = ?", (sender,))
+            db.execute("UPDATE usage SET sender = ? WHERE sender = ?", (anonymous, sender))
+            db.execute(
+                "UPDATE feedback SET sender = ?, conversation = ? WHERE sender = ?",
+                (anonymous, anonymous, sender),
+            )
         return gone
 
     def notice_due(self, sender: str, kind: str, every_seconds: float, deadline: Deadline) -> bool:
@@ -230,6 +260,55 @@ class SqliteHistoryStore:
                 (sender, kind, now),
             )
         return True
+
+    def usage(self, sender: str, deadline: Deadline) -> SenderUsage:
+        """A sender's answered questions: in total, today, and on how many days."""
+        rows = self._read(
+            "SELECT COALESCE(SUM(questions), 0),"
+            " COALESCE(SUM(CASE WHEN day = ? THEN questions END), 0), COUNT(*)"
+            " FROM usage WHERE sender = ?",
+            (utc_day(self._clock()), sender),
+        )
+        return SenderUsage(*(int(v) for v in rows[0]))
+
+    def stats(self, days: int, top: int, deadline: Deadline) -> UsageStats:
+        """Usage over the last `days` UTC days (today included)."""
+        since = window_start(self._clock(), days)
+        first_day = utc_day(since)
+        per_day = self._read(
+            "SELECT day, SUM(questions), COUNT(DISTINCT sender) FROM usage WHERE day >= ?"
+            " GROUP BY day ORDER BY day",
+            (first_day,),
+        )
+        active = self._read("SELECT COUNT(DISTINCT sender) FROM usage WHERE day >= ?", (first_day,))
+        asked = self._read(
+            "SELECT text, COUNT(*) FROM messages WHERE role = 'user' AND created_at >= ?"
+            " GROUP BY text",
+            (since,),
+        )
+        feedback = self._read("SELECT COUNT(*) FROM feedback WHERE created_at >= ?", (since,))
+        return UsageStats(
+            days=tuple(DayUsage(day, int(q), int(n)) for day, q, n in per_day),
+            active_senders=int(active[0][0]),
+            top_questions=most_asked(asked, top),
+            feedback=int(feedback[0][0]),
+        )
+
+    def add_feedback(self, sender: str, conversation: str, text: str, deadline: Deadline) -> None:
+        """Store one feedback entry."""
+        with self._tx(deadline) as db:
+            db.execute(
+                "INSERT INTO feedback (sender, conversation, text, created_at) VALUES (?, ?, ?, ?)",
+                (sender, conversation, text, self._clock()),
+            )
+
+    def recent_feedback(self, limit: int, deadline: Deadline) -> list[Feedback]:
+        """The newest feedback first."""
+        rows = self._read(
+            "SELECT sender, text, created_at FROM feedback ORDER BY id DESC LIMIT ?",
+            (max(0, limit),),
+        )
+        return [Feedback(sender, text, created_at) for sender, text, created_at in rows]
 
     def ping(self) -> None:
         """A trivial query on this thread's connection."""

@@ -1,0 +1,75 @@
+"""The PostgreSQL history schema: numbered migrations, each applied once and in order."""
+
+from __future__ import annotations
+
+# pg_advisory_xact_lock key ("whis"): serialises migrations when several workers, or
+# several instances, start at once. Held only for the migrating transaction.
+ADVISORY_LOCK_KEY = 0x77686973
+
+VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+# Append new migrations; never edit one that has shipped.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+CREATE TABLE messages (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    conversation TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    text TEXT NOT NULL,
+    sources JSONB NOT NULL DEFAULT '[]',
+    message_sid TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    -- one question and one answer per Twilio MessageSid: redelivery stores nothing twice
+    UNIQUE (message_sid, role)
+);
+-- "the last N turns of this conversation" and pruning walk this index backwards
+CREATE INDEX messages_by_conversation ON messages (conversation, id DESC);
+CREATE INDEX messages_by_sender ON messages (sender);
+CREATE INDEX messages_by_time ON messages (created_at) WHERE role = 'user';
+
+CREATE TABLE deliveries (
+    message_sid TEXT PRIMARY KEY,
+    conversation TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+    reply TEXT NOT NULL DEFAULT '',
+    owner TEXT NOT NULL DEFAULT '',
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX deliveries_by_conversation ON deliveries (conversation);
+
+CREATE TABLE notices (
+    sender TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sent_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (sender, kind)
+);
+
+CREATE TABLE usage (
+    sender TEXT NOT NULL,
+    day DATE NOT NULL,
+    questions INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sender, day)
+);
+CREATE INDEX usage_by_day ON usage (day);
+
+CREATE TABLE feedback (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sender TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX feedback_by_time ON feedback (created_at);
+""",
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1][0]
