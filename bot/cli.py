@@ -186,8 +186,24 @@ def stats_command(days: int, top: int) -> None:
     click.echo(f"Feedback received: {stats.feedback}")
 
 
+@click.command("check")
+@with_appcontext
+def check_command() -> None:
+    """Verify configuration, dependencies and connectivity; exit 1 on any error."""
+    from bot.checks import run_checks
+
+    findings = run_checks(_services())
+    for finding in findings:
+        click.echo(finding.line())
+    errors = sum(f.level == "error" for f in findings)
+    warnings = sum(f.level == "warning" for f in findings)
+    click.echo(f"{errors} error(s), {warnings} warning(s)")
+    if errors:
+        sys.exit(1)
+
+
 def register_cli(app: Flask) -> None:
     """Attach the commands to `flask --app app`."""
     commands = (chat_command, ingest_command, search_command, forget_command, stats_command)
-    for command in commands:
+    for command in (*commands, check_command):
         app.cli.add_command(command)
