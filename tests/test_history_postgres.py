@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 
@@ -143,6 +144,23 @@ def test_the_app_starts_and_answers_while_postgres_is_unreachable(make_app, capl
     assert "s3cret" not in caplog.text
     assert "answering without history" in caplog.text
     assert all(r.exc_info is None for r in bot_records(caplog))
+
+
+def test_a_server_that_hangs_costs_one_connect_timeout_not_the_reply(make_app, signed_post):
+    # The kernel completes the TCP handshake but nothing ever answers: libpq waits for
+    # connect_timeout (2 s), never longer.
+    with socket.create_server(("127.0.0.1", 0)) as hanging:
+        url = f"postgresql://bot@127.0.0.1:{hanging.getsockname()[1]}/bot"
+        app = make_app(database_url=url)
+        reply, elapsed = send(app, signed_post, QUESTION)
+        assert "Amara Okafor" in reply
+        assert elapsed < 5.0  # the response budget
+        time.sleep(RECONNECT_AFTER_SECONDS)  # past the fail-fast window: the probe connects
+        started = time.monotonic()
+        report = app.test_client().get("/health").get_json()
+        assert time.monotonic() - started < 3.0
+        assert report["status"] == "degraded"
+        assert report["components"]["history"]["ok"] is False
 
 
 @pytest.fixture

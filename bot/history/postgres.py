@@ -64,11 +64,19 @@ def _has_input(conn: Connection) -> bool:
 class _Pool(psycopg2.pool.ThreadedConnectionPool):
     """psycopg2's pool, connecting on demand yet keeping up to `size` idle connections."""
 
-    def __init__(self, size: int, **params: str) -> None:
+    def __init__(self, size: int, is_down: Callable[[], bool], **params: str) -> None:
         super().__init__(0, size, **params)
         # minconn connections are opened up front but returned ones beyond it are closed:
         # start at 0 (no connect before it is needed), then keep them all.
         self.minconn = size
+        self._is_down = is_down
+
+    def _connect(self, key: Any = None) -> Connection:
+        # psycopg2 connects while holding the pool's lock: threads queued behind a connect
+        # that timed out must not each wait out connect_timeout again.
+        if self._is_down():
+            raise psycopg2.OperationalError("unreachable a moment ago")
+        return super()._connect(key)
 
 
 class PostgresHistoryStore(PostgresQueries):
@@ -130,7 +138,7 @@ class PostgresHistoryStore(PostgresQueries):
     def _get_pool(self) -> _Pool:
         with self._lock:
             if self._pool is None:
-                self._pool = _Pool(self.pool_size, **self._params("pool"))
+                self._pool = _Pool(self.pool_size, self._is_down, **self._params("pool"))
                 logger.info(
                     "history: PostgreSQL pool opened in process %d (%s, up to %d connections,"
                     " statement_timeout %d ms)",
@@ -140,6 +148,9 @@ class PostgresHistoryStore(PostgresQueries):
                     self.statement_timeout_ms,
                 )
             return self._pool
+
+    def _is_down(self) -> bool:
+        return time.monotonic() < self._down_until
 
     def _mark_down(self, exc: BaseException) -> HistoryUnavailable:
         self._down_until = time.monotonic() + RECONNECT_AFTER_SECONDS
@@ -184,7 +195,7 @@ class PostgresHistoryStore(PostgresQueries):
     def _run(self, deadline: Deadline, work: Callable[[Cursor], T]) -> T:
         """`work` in one transaction; a connection that died is replaced and retried once."""
         for attempt in (1, 2):
-            if time.monotonic() < self._down_until:
+            if self._is_down():
                 raise HistoryUnavailable("postgresql unreachable (reconnecting shortly)")
             if deadline.expired():
                 raise HistoryUnavailable("postgresql: no time left in the response budget")
