@@ -21,7 +21,6 @@ def create_app(
     environ: Mapping[str, str] | None = None,
 ) -> Flask:
     """Build the app: settings, logging, stores, answerer, blueprint and CLI."""
-    from bot.access import AccessPolicy
     from bot.answer import build_answerer
     from bot.cli import register_cli
     from bot.conversation import ConversationHandler
@@ -59,9 +58,7 @@ def create_app(
     )
     metrics = Metrics()
     handler = ConversationHandler(settings, history, knowledge, answerer, metrics)
-    services = Services(
-        settings, history, knowledge, answerer, metrics, handler, AccessPolicy(settings)
-    )
+    services = Services(settings, history, knowledge, answerer, metrics, handler, handler.access)
     app.extensions["bot"] = services
     app.register_blueprint(bp)
     services.limiter = init_limits(app, settings, WEBHOOK_ENDPOINT)

@@ -8,9 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from bot.access import AccessPolicy
 from bot.answer.base import Answerer
 from bot.answer.extractive import ExtractiveAnswerer
-from bot.commands import HELP_TEXT, MEDIA_REPLY, MENTION_HINT, parse_command, sources_text
+from bot.commands import (
+    HELP_TEXT,
+    MEDIA_REPLY,
+    MENTION_HINT,
+    STATS_DAYS,
+    STATS_TOP,
+    member_stats_text,
+    parse_command,
+    sources_text,
+    team_stats_text,
+)
 from bot.deadline import Deadline
 from bot.followup import search_query
 from bot.history.store import HistoryStore, HistoryUnavailable
@@ -49,6 +60,7 @@ class ConversationHandler:
     metrics: Metrics
 
     def __post_init__(self) -> None:
+        self.access = AccessPolicy(self.settings)
         self._last_resort = ExtractiveAnswerer()
         self._trigger = self.settings.trigger_words[0]
 
@@ -114,6 +126,8 @@ class ConversationHandler:
         if command == "reset":
             cleared = self._safe(None, lambda: self.history.clear(msg.conversation, deadline))
             return Reply(MEMORY_DOWN if cleared is None else RESET_DONE, kind="command")
+        if command == "stats":
+            return Reply(self._stats_text(msg.sender, deadline), kind="command")
         if command == "sources":
             sources = self._safe(
                 MEMORY_DOWN, lambda: self.history.last_sources(msg.conversation, deadline)
@@ -121,6 +135,14 @@ class ConversationHandler:
             text = MEMORY_DOWN if sources == MEMORY_DOWN else sources_text(sources)
             return Reply(text, kind="command")
         return self._answer(msg, question, deadline)
+
+    def _stats_text(self, sender: str, deadline: Deadline) -> str:
+        """The team's usage for admins, the sender's own counters for everyone else."""
+        if self.access.is_admin(sender):
+            stats = self._safe(None, lambda: self.history.stats(STATS_DAYS, STATS_TOP, deadline))
+            return MEMORY_DOWN if stats is None else team_stats_text(stats)
+        usage = self._safe(None, lambda: self.history.usage(sender, deadline))
+        return MEMORY_DOWN if usage is None else member_stats_text(usage)
 
     def _answer(self, msg: InboundMessage, question: str, deadline: Deadline) -> Reply:
         """Retrieve, generate, store: degrade on any failing dependency."""

@@ -141,3 +141,19 @@ def test_public_base_url_wins_over_any_forwarded_header(make_app):
     assert post_raw(client, form, signed_for_evil, headers=evil).status_code == 403
     form = twilio_form("@agent help")
     assert post_raw(client, form, sign(PUBLIC_URL + WEBHOOK, form), headers=evil).status_code == 200
+
+
+def test_stats_shows_a_member_their_own_counts_and_an_admin_the_team(make_app, signed_post):
+    app = make_app(allowed_senders=(ALICE, BOB), admin_senders=(BOB,))
+    for question in ["who attended the UNEA meeting?", "what about Germany?"]:
+        ask(app, signed_post, f"@agent {question}", ALICE)
+    ask(app, signed_post, "@agent what about Germany?", BOB)
+    (mine,) = ask(app, signed_post, "@agent stats", ALICE)
+    assert mine.startswith("*Your questions:* 2 today, 2 in total")
+    assert "Team usage" not in mine
+    (team,) = ask(app, signed_post, "@agent stats", BOB)
+    assert team.startswith("*Team usage, last 7 days*")
+    assert "3 question(s) from 2 sender(s)" in team
+    assert "Active senders: 2" in team
+    assert "1. what about germany (2×)" in team  # normalised: case and punctuation
+    assert "+44" not in team  # the admin view names no one
