@@ -39,10 +39,28 @@ def signed_url(request: Request, settings: Settings) -> str:
     return settings.public_base_url + path + (f"?{query}" if query else "")
 
 
+# Headers a tunnel or proxy adds: ngrok's agent connects from 127.0.0.1, so loopback
+# alone would let anyone holding the public tunnel URL in.
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+
+
+def is_local_client(request: Request) -> bool:
+    """A client on this machine talking to us directly, not through a tunnel or proxy."""
+    return is_loopback(request.remote_addr) and not any(
+        header in request.headers for header in FORWARDING_HEADERS
+    )
+
+
 def verify_twilio_request(request: Request, settings: Settings) -> bool:
     """True when the request may reach any data (see SPEC.md, local mode)."""
     if settings.local_mode:
-        return is_loopback(request.remote_addr)
+        if not is_local_client(request):
+            logger.warning(
+                "local mode (no TWILIO_AUTH_TOKEN) serves this machine only: refused a "
+                "forwarded or remote request; set TWILIO_AUTH_TOKEN to accept Twilio's"
+            )
+            return False
+        return True
     if not settings.validate_signature:
         logger.warning("twilio.validate_signature is false: accepting an unsigned request")
         return True

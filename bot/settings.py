@@ -307,6 +307,9 @@ def load_settings(
     env.update(os.environ if environ is None else environ)
 
     config_path = Path(env.get("CONFIG_PATH") or "config.json")
+    if env.get("CONFIG_PATH") and not config_path.is_file():
+        # An explicit path that is missing is a mistake, not a wish for the defaults.
+        raise ConfigError(f"environment: CONFIG_PATH = {str(config_path)!r}: file not found")
     warnings: list[str] = []
     values: dict[str, Any] = {"config_path": str(config_path)}
 

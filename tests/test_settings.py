@@ -125,7 +125,7 @@ def test_invalid_config_value_is_one_line_naming_file_key_value_and_rule(
 @pytest.mark.parametrize(("name", "value", "allowed"), INVALID_ENV)
 def test_invalid_environment_value_names_the_variable(tmp_path, name, value, allowed):
     with pytest.raises(ConfigError) as caught:
-        load(tmp_path / "absent.json", **{name: value})
+        load(write_config(tmp_path, {}), **{name: value})
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"environment: {name} = ")
@@ -134,7 +134,7 @@ def test_invalid_environment_value_names_the_variable(tmp_path, name, value, all
 
 def test_secret_values_never_appear_in_errors(tmp_path):
     with pytest.raises(ConfigError) as caught:
-        load(tmp_path / "absent.json", DATABASE_URL="mysql://user:hunter2@db/x")
+        load(write_config(tmp_path, {}), DATABASE_URL="mysql://user:hunter2@db/x")
     assert "hunter2" not in str(caught.value)
 
 
@@ -215,3 +215,8 @@ def test_sender_lists_are_normalised(tmp_path):
         {"whatsapp": {"allowed_senders": ["+44 7700-900123", "whatsapp:+15555550100", "*"]}},
     )
     assert load(path).allowed_senders == ("whatsapp:+447700900123", "whatsapp:+15555550100", "*")
+
+
+def test_an_explicit_config_path_that_is_missing_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="CONFIG_PATH = .*: file not found"):
+        load(tmp_path / "absent.json")

@@ -283,8 +283,17 @@ def test_local_mode_serves_loopback_only(make_app):
     remote = client.post(
         WEBHOOK, data=form, content_type=kind, environ_base={"REMOTE_ADDR": "203.0.113.9"}
     )
+    # ngrok's agent connects from 127.0.0.1 but marks what it forwards.
+    tunnelled = client.post(
+        WEBHOOK,
+        data=form,
+        content_type=kind,
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
+    )
     assert local.status_code == 200
     assert remote.status_code == 403
+    assert tunnelled.status_code == 403
 
 
 def test_health_reports_components_and_counters_without_secrets(ask, client):
