@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 import threading
 import time
@@ -13,34 +12,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bot.deadline import Deadline
+from bot.knowledge.fts_query import build_match_query, fts_term, query_words
 from bot.knowledge.store import Document, KnowledgeUnavailable
 from bot.models import Passage
+
+# build_match_query is re-exported: callers and tests import it from here.
+__all__ = ["SqliteKnowledgeStore", "build_match_query", "source_label"]
 
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 MAX_K = 100
-MAX_TERMS = 32  # a pasted essay should not become a 500-term OR query
 # bm25() weights per FTS column (text, title, speakers): a title word counts double.
 BM25_WEIGHTS = (1.0, 2.0, 1.0)
+# bm25() costs far more than matching, so it is computed only for the rows that hold the
+# query's rarest terms, up to about this many rows; rows holding only common terms (which
+# score low anyway) are left out. Below this size every matching row is ranked.
+CANDIDATE_ROWS = 2000
 _PROGRESS_STEPS = 1000  # SQLite VM steps between deadline checks: cheap, and ~sub-ms
-
-STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be been before being
-    between both but by can could did do does doing done during each few for from had has
-    have having he her here hers him his how i if in into is it its itself just me might
-    more most my no nor not of off on once only or other our ours out over own please
-    same she should so some such tell than that the their theirs them then there these
-    they this those through to too under until up us very was we were what when where
-    which while who whom why will with would you your yours""".split()
-)
-_WORD = re.compile(r"[^\W_]+")
-# Porter stems "attendees" to "attende" but "attended" to "attend", so the question "who
-# attended X?" would miss the attendee list; a prefix query on the common stem finds both.
-_PREFIX_QUERIES = dict.fromkeys(
-    ["attend", "attends", "attended", "attending", "attendance", "attendee", "attendees"],
-    '"attend"*',
-)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,25 +53,20 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(
 INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0');
 """
 
-_SEARCH = f"""
+_BM25 = f"bm25(chunk_fts, {', '.join(map(str, BM25_WEIGHTS))})"
+_HITS = f"""
 SELECT c.id, c.doc_id, c.text, c.speakers, d.title, d.date, hit.bm25
-FROM (SELECT rowid, bm25(chunk_fts, {", ".join(map(str, BM25_WEIGHTS))}) AS bm25
-      FROM chunk_fts WHERE chunk_fts MATCH ? ORDER BY bm25 LIMIT ?) AS hit
+FROM (SELECT rowid, {_BM25} AS bm25 FROM chunk_fts WHERE {{where}} ORDER BY bm25 LIMIT ?)
+     AS hit
 JOIN chunks c ON c.pk = hit.rowid JOIN documents d ON d.id = c.doc_id
 ORDER BY hit.bm25, c.id
 """
-
-
-def build_match_query(text: str) -> str:
-    """Turn free user text into a safe FTS5 query: quoted word terms joined by OR.
-
-    Only letters and digits survive, each term is a quoted string, so FTS5 syntax in the
-    question (quotes, parentheses, *, ^, :, AND/OR/NOT/NEAR) is never interpreted."""
-    tokens = list(dict.fromkeys(t.lower() for t in _WORD.findall(text)))
-    terms = [t for t in tokens if t not in STOPWORDS and (len(t) > 1 or t.isdigit())]
-    terms = terms or tokens  # "who are you?" still searches for something
-    phrases = dict.fromkeys(_PREFIX_QUERIES.get(t, f'"{t}"') for t in terms[:MAX_TERMS])
-    return " OR ".join(phrases)
+_SEARCH = _HITS.format(where="chunk_fts MATCH ?")
+# `+rowid`: filter the scan instead of one FTS lookup per candidate (which is far slower).
+_GATED_SEARCH = _HITS.format(
+    where="chunk_fts MATCH ? AND +rowid IN (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ?)"
+)
+_COUNT = "SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH ?"
 
 
 def source_label(title: str, date: str) -> str:
@@ -171,15 +155,15 @@ class SqliteKnowledgeStore:
     # -- reads -----------------------------------------------------------------------
     def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
         """The `k` best chunks for free user text, by weighted BM25, best first."""
-        match = build_match_query(query)
-        if not match or k <= 0:
+        terms = [fts_term(word) for word in query_words(query)]
+        if not terms or k <= 0:
             return []
         if deadline.expired():
             raise KnowledgeUnavailable("timeout")
         conn = self._conn_or_unavailable()
         conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, _PROGRESS_STEPS)
         try:
-            rows = conn.execute(_SEARCH, (match, min(k, MAX_K))).fetchall()
+            rows = self._ranked(conn, terms, min(k, MAX_K))
         except sqlite3.OperationalError as exc:
             if deadline.expired():
                 raise KnowledgeUnavailable("timeout") from exc
@@ -190,6 +174,21 @@ class SqliteKnowledgeStore:
         finally:
             conn.set_progress_handler(None, 0)
         return [self._passage(row) for row in rows]
+
+    @staticmethod
+    def _ranked(conn: sqlite3.Connection, terms: list[str], k: int) -> list[tuple]:
+        """The top rows by bm25, scoring only rows that hold the rarest terms at scale."""
+        match = " OR ".join(terms)
+        counts = {t: conn.execute(_COUNT, (t,)).fetchone()[0] for t in terms}
+        rare, rows = [], 0
+        for term in sorted(terms, key=counts.__getitem__):
+            if rare and rows + counts[term] > CANDIDATE_ROWS:
+                break
+            rare.append(term)
+            rows += counts[term]
+        if len(rare) == len(terms):
+            return conn.execute(_SEARCH, (match, k)).fetchall()
+        return conn.execute(_GATED_SEARCH, (match, " OR ".join(rare), k)).fetchall()
 
     @staticmethod
     def _passage(row: tuple) -> Passage:

@@ -196,15 +196,18 @@ def test_registry_lets_a_new_format_claim_files_first(
 ) -> None:
     monkeypatch.setattr(formats, "_FORMATS", list(formats.formats()))
 
-    def parse_chat(path, data, *, doc_id=None, source=None):
-        return make_document(path, data, title="Chat", kind="chat", date="", text="chat text")
+    def parse_minutes(path, data, *, doc_id=None, source=None):
+        return make_document(path, data, title="Minutes", kind="minutes", date="", text="m")
 
     formats.register(
-        Format("chat", (".txt",), parse_chat, lambda p, d: d.startswith(b"[")),
-        before="transcript",
+        Format("minutes", (".txt",), parse_minutes, lambda p, d: d.startswith(b"MINUTES")),
+        before="whatsapp",
     )
-    chat = write(tmp_path, "chat.txt", "[01/02/2026, 10:00:00] Ann: hi")
+    minutes = write(tmp_path, "minutes.txt", "MINUTES\n01/02/2026, 10:00 - Ann: hi")
+    chat = write(tmp_path, "chat.txt", "01/02/2026, 10:00 - Ann: hi\n01/02/2026, 10:01 - Bo: yo")
     notes = write(tmp_path, "notes.txt", "plain notes")
-    assert parse(chat).kind == "chat"
+    assert parse(minutes).kind == "minutes"
+    assert parse(chat).kind == "chat"  # the built-in WhatsApp format still claims its files
     assert parse(notes).kind == "text"
-    assert [f.name for f in formats.formats()][:2] == ["qmsum", "chat"]
+    names = [f.name for f in formats.formats()]
+    assert names.index("minutes") == names.index("whatsapp") - 1

@@ -11,6 +11,7 @@ from bot.deadline import Deadline
 from bot.knowledge.formats.base import document_id
 from bot.knowledge.ingest import discover, ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
+from tests.knowledge.paths import FIXTURES
 
 
 def tree(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -124,3 +125,15 @@ def test_progress_bar_goes_to_stderr_only_when_asked(
     ingest_paths(store, [str(notes)], progress=False)
     ingest_paths(store, [str(notes)])  # default: only on a terminal, and tests have none
     assert capsys.readouterr().err == ""
+
+
+def test_webvtt_and_whatsapp_exports_are_ingested_and_searchable(
+    store: SqliteKnowledgeStore,
+) -> None:
+    summary = ingest_paths(store, [str(FIXTURES)], progress=False)
+    assert summary.errors == [] and summary.documents_added == 7
+    assert summary.people == 4  # Amara, Jonas, Priya, Tom across calls and chats
+    top = store.search("when will Defra confirm the UK line?", 3, Deadline(5))[0]
+    assert "Defra" in top.text
+    chat = store.search("Nairobi travel booked", 3, Deadline(5))[0]
+    assert chat.source == "WhatsApp Chat with Tom Fletcher (2024-02-03)"

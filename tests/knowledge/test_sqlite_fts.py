@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.deadline import Deadline
-from bot.knowledge import open_knowledge_store
+from bot.knowledge import open_knowledge_store, sqlite_fts
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore, build_match_query
 from bot.knowledge.store import Document, KnowledgeUnavailable
 
@@ -131,10 +131,19 @@ def test_hostile_questions_never_raise(filled: SqliteKnowledgeStore, question: s
 
 
 def test_query_builder_quotes_terms_and_drops_stopwords() -> None:
-    assert build_match_query("Who attended the UNEA meeting?") == '"attend"* OR "unea" OR "meeting"'
+    # Words of six letters or more become stem prefixes; shorter ones stay exact.
+    assert build_match_query("Who attended the UNEA meeting?") == (
+        '"attended"* OR "unea" OR "meeting"*'
+    )
     assert build_match_query('NEAR("a" AND b*) col:term') == '"near" OR "col" OR "term"'
     assert build_match_query("who are you?") == '"who" OR "are" OR "you"'  # all stopwords
     assert build_match_query("?!* 🙂") == ""
+
+
+def test_query_builder_drops_request_words_unless_nothing_else_is_left() -> None:
+    assert build_match_query("Summarise the discussion about the budget") == '"budget"*'
+    assert build_match_query("What did Tom say about Kenya?") == '"tom" OR "kenya"'
+    assert build_match_query("summarize the discussion") == '"summarize"* OR "discussion"*'
 
 
 def test_an_expired_deadline_raises_knowledge_unavailable(filled: SqliteKnowledgeStore) -> None:
@@ -207,3 +216,46 @@ def test_open_knowledge_store_creates_the_data_dir(tmp_path: Path) -> None:
         assert store.backend == "sqlite"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # Porter keeps these apart (attend / attende, interview / interviewe, ...).
+        ("who attended?", "attendees"),
+        ("who was interviewed?", "interviewees"),
+        ("who trained the team?", "trainees"),
+    ],
+)
+def test_long_words_also_find_their_derived_forms(
+    store: SqliteKnowledgeStore, make_doc: Callable[..., Document], question: str, expected: str
+) -> None:
+    texts = {
+        "attendees": "Attendees: Amara Okafor, Jonas Weber.",
+        "interviewees": "Twelve interviewees joined this year.",
+        "trainees": "The trainees met the coordinators.",
+        "other": "Nothing relevant here at all.",
+    }
+    for doc_id, text in texts.items():
+        store.upsert(make_doc(doc_id, text))
+    assert expected in {p.document_id for p in search(store, question)}
+
+
+def test_at_scale_only_rows_with_the_rarest_terms_are_ranked(
+    store: SqliteKnowledgeStore,
+    make_doc: Callable[..., Document],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 60 rows mention "plastics" (common), 3 also "Kenya" (rare), 1 only "Kenya".
+    texts = [f"Plastics note {i} on packaging." for i in range(60)]
+    texts[10] += " Kenya coastal plastics plastics pilot."
+    texts[20] += " Kenya report."
+    texts[30] += " Kenya and plastics again, plastics everywhere."
+    store.upsert(make_doc("notes", *texts, "Kenya only, no other topic."))
+    full = [p.chunk_id for p in search(store, "plastics in Kenya", k=10)]
+    monkeypatch.setattr(sqlite_fts, "CANDIDATE_ROWS", 5)
+    gated = search(store, "plastics in Kenya", k=10)
+    # Only the four Kenya rows are ranked, with the same bm25 scores as without the gate.
+    assert [p.chunk_id for p in gated] == [c for c in full if c in {p.chunk_id for p in gated}]
+    assert {p.chunk_id for p in gated} == {"notes:10", "notes:20", "notes:30", "notes:60"}
+    assert all("Kenya" in p.text for p in gated)

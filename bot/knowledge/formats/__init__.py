@@ -1,9 +1,9 @@
 """The format registry: which parser reads a file, chosen by suffix and content sniffing.
 
 Formats are tried in order; the first whose suffix matches and whose `sniff` (if any)
-accepts the bytes wins. A new format (WebVTT, WhatsApp chat exports) is one module with
-`SUFFIXES`, `parse` and optionally `sniff`, plus one `register(...)` call below, placed
-before the generic format it refines (a WhatsApp export is also a .txt file).
+accepts the bytes wins. A format is one module with `SUFFIXES`, `parse` and optionally
+`sniff`, plus one `register(...)` call below, placed before the generic format it refines
+(a WhatsApp export is also a .txt file, so it is sniffed before transcripts and text).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.knowledge.formats import markdown, qmsum, text, transcript
+from bot.knowledge.formats import markdown, qmsum, text, transcript, vtt, whatsapp
 from bot.knowledge.formats.base import ParseError, Parser
 from bot.knowledge.store import Document
 
@@ -72,6 +72,8 @@ def parse_file(
 
 # Specific formats first: sniffed ones, then the generic fallbacks for each suffix.
 register(Format("qmsum", qmsum.SUFFIXES, qmsum.parse, qmsum.sniff))
+register(Format("vtt", vtt.SUFFIXES, vtt.parse))
+register(Format("whatsapp", whatsapp.SUFFIXES, whatsapp.parse, whatsapp.sniff))
 register(Format("transcript", transcript.SUFFIXES, transcript.parse, transcript.sniff))
 register(Format("markdown", markdown.SUFFIXES, markdown.parse))
 register(Format("text", text.SUFFIXES, text.parse))
