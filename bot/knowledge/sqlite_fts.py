@@ -28,7 +28,7 @@ BM25_WEIGHTS = (1.0, 2.0, 1.0)
 # bm25() costs far more than matching, so it is computed only for the rows that hold the
 # query's rarest terms, up to about this many rows; rows holding only common terms (which
 # score low anyway) are left out. Below this size every matching row is ranked.
-CANDIDATE_ROWS = 2000
+CANDIDATE_ROWS = 1000
 _PROGRESS_STEPS = 1000  # SQLite VM steps between deadline checks: cheap, and ~sub-ms
 
 _SCHEMA = """
