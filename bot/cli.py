@@ -1,13 +1,15 @@
-"""Flask CLI commands: ingest, chat, search, forget, stats."""
+"""Flask CLI commands: ingest, chat, search, forget, stats, check."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
+from dataclasses import asdict
 from urllib.parse import urlencode
 
 import click
@@ -15,8 +17,10 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from twilio.request_validator import RequestValidator
 
+from bot.commands import answers_text, feedback_text, seconds_text
 from bot.deadline import Deadline
-from bot.inbound import normalise_number
+from bot.history.store import Feedback, UsageStats
+from bot.inbound import mask_number, normalise_number
 from bot.security import SIGNATURE_HEADER
 from bot.settings import Settings
 
@@ -157,33 +161,91 @@ def search_command(question: str | None, k: int | None, as_json: bool) -> None:
 @with_appcontext
 @click.argument("sender")
 def forget_command(sender: str) -> None:
-    """Delete everything stored of SENDER's conversation."""
+    """Delete SENDER's turns, deliveries, feedback and cached answers (counts stay, anonymous)."""
     deleted = _services().history.forget(normalise_number(sender))
-    click.echo(f"Deleted {deleted} stored rows for that sender.")
+    click.echo(
+        f"Deleted {deleted} stored rows for that sender (turns, deliveries, feedback, cached "
+        "answers); their question counts stay, without the number."
+    )
+
+
+def stats_report(stats: UsageStats, feedback: list[Feedback], days: int, backend: str) -> dict:
+    """`stats --json`: the admin's chat view as data, plus the recent feedback (masked)."""
+    return {
+        "days": days,
+        "backend": backend,
+        "questions": stats.questions,
+        "questions_per_day": [
+            {"day": d.day, "questions": d.questions, "senders": d.senders} for d in stats.days
+        ],
+        "active_senders": stats.active_senders,
+        "answers": asdict(stats.answers),
+        "median_answer_ms": stats.median_answer_ms,
+        "top_questions": [{"question": q, "count": n} for q, n in stats.top_questions],
+        "feedback": {
+            "total": stats.feedback,
+            "up": stats.thumbs_up,
+            "down": stats.thumbs_down,
+            "written": stats.feedback - stats.thumbs_up - stats.thumbs_down,
+        },
+        "recent_feedback": [
+            {
+                "sender": mask_number(f.sender),
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(f.created_at)),
+                "rating": f.rating,
+                "text": f.text,
+                "question": f.question,
+            }
+            for f in feedback
+        ],
+    }
 
 
 @click.command("stats")
 @with_appcontext
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
 @click.option("--top", default=5, show_default=True, type=click.IntRange(0, 50))
-def stats_command(days: int, top: int) -> None:
-    """Questions per day, active senders and the most asked questions, from the history store."""
+@click.option(
+    "--feedback",
+    "feedback_limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    help="How many recent feedback entries to list.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def stats_command(days: int, top: int, feedback_limit: int, as_json: bool) -> None:
+    """The team's usage over the last N days (what admins see in chat) and recent feedback."""
     from bot.history import HistoryUnavailable
 
     history = _services().history
+    deadline = Deadline(CLI_SEARCH_SECONDS)
     try:
-        stats = history.stats(days, top, Deadline(CLI_SEARCH_SECONDS))
+        stats = history.stats(days, top, deadline)
+        entries = history.recent_feedback(feedback_limit, deadline)
     except HistoryUnavailable as exc:
         raise click.ClickException(f"the history store is unavailable: {exc}") from None
+    report = stats_report(stats, entries, days, history.backend)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
     click.echo(f"Last {days} day(s), {history.backend} history store")
+    click.echo(f"Questions: {stats.questions}")
     click.echo(f"Active senders: {stats.active_senders}")
     click.echo("Questions per day:")
     for day in stats.days:
         click.echo(f"  {day.day}  {day.questions} from {day.senders} sender(s)")
-    click.echo("Most asked questions (in the stored history):")
+    click.echo(f"Answers: {answers_text(stats)}")
+    click.echo(f"Median answer time: {seconds_text(stats.median_answer_ms)}")
+    click.echo("Most asked questions:")
     for question, count in stats.top_questions:
         click.echo(f"  {count} x {question}")
-    click.echo(f"Feedback received: {stats.feedback}")
+    click.echo(f"Feedback: {feedback_text(stats)}")
+    if entries:
+        click.echo("Recent feedback:")
+    for entry in report["recent_feedback"]:
+        about = f' (about "{entry["question"][:60]}")' if entry["question"] else ""
+        click.echo(f"  {entry['at']}  {entry['sender']}  {entry['text']}{about}")
 
 
 @click.command("check")

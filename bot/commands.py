@@ -1,13 +1,17 @@
-"""Chat commands after the trigger word: help, reset/clear, sources."""
+"""Chat commands after the trigger word: parsing, and the texts the bot replies with."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from bot.history.store import SenderUsage, UsageStats
 
 STATS_DAYS = 7
 STATS_TOP = 5
+# WhatsApp shows one message up to 1,600 characters; the admin view must fit in one.
+MAX_STATS_CHARS = 1600
+TOP_QUESTION_CHARS = 60
 
 HELP_TEXT = (
     "*Hi! I answer questions from your team's knowledge base.*\n"
@@ -17,27 +21,93 @@ HELP_TEXT = (
     "• *{trigger} help*: this message\n"
     "• *{trigger} reset*: forget our conversation so far\n"
     "• *{trigger} sources*: where my last answer came from\n"
-    "• *{trigger} stats*: how much you have asked me"
+    "• *{trigger} stats*: how much you have asked me\n"
+    "• *{trigger} feedback <text>*: tell the team what to improve\n"
+    "• 👍 or 👎 right after an answer: rate it\n"
+    "• *{trigger} forget me*: delete everything I keep about you"
 )
 MENTION_HINT = "Mention me with {trigger} to ask a question, e.g. _{trigger} help_."
 MEDIA_REPLY = "I can only read text messages for now. Please type your question after {trigger}."
+FEEDBACK_THANKS = "Thanks! I've passed your feedback on to the team."
+FEEDBACK_HOW = "Tell me what to pass on, e.g. _{trigger} feedback the answers are too long_."
+RATED = {
+    "up": "Thanks for the 👍!",
+    "down": (
+        "Thanks for telling me. Say what was wrong with _{trigger} feedback <text>_ "
+        "and the team will look into it."
+    ),
+}
+NOTHING_TO_RATE = (
+    "Thanks! I haven't answered you recently, so there is nothing to rate. "
+    "To tell the team something, send _{trigger} feedback <text>_."
+)
+FORGET_ASK = (
+    "This deletes our conversation, your feedback and the answers I cached for your "
+    "questions. Your question counts stay, without your number.\n"
+    "To confirm, send *{trigger} forget me yes* within {minutes} minutes."
+)
+FORGET_DONE = (
+    "Done: I've deleted everything I kept about you. Your question counts stay, without "
+    "your number."
+)
 
-# Commands are a single word, optionally followed by punctuation: "@agent help me with the
-# UK timeline" is a question, not the help command.
-_COMMANDS = {
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed command: its name and, for feedback and ratings, its text."""
+
+    name: str  # help, reset, sources, stats, feedback, rate, forget, forget-confirm
+    text: str = ""  # the feedback text; "up" or "down" for `rate`
+
+
+# Single-word commands, optionally followed by punctuation: "@agent help me with the UK
+# timeline" is a question, not the help command.
+_WORDS = {
     "help": "help",
     "reset": "reset",
     "clear": "reset",
     "sources": "sources",
     "stats": "stats",
+    "feedback": "feedback",
+    "forget": "forget",
 }
-_COMMAND_RE = re.compile(r"^/?([a-z]+)[\s.!?]*$", re.IGNORECASE)
+_WORD_RE = re.compile(r"^/?([a-z]+)[\s.!?]*$", re.IGNORECASE)
+_FORGET_ME_RE = re.compile(r"^/?forget\s+me(?:[\s,.!:-]+(yes|confirm))?[\s.!]*$", re.IGNORECASE)
+# "feedback <text>". "feedback from the client meeting?" reads as a question; a colon or
+# dash after the word ("feedback: can you add dates?") makes it feedback whatever follows.
+_FEEDBACK_RE = re.compile(r"^/?feedback\b\s*([:\-–—])?\s*(.+)$", re.IGNORECASE | re.DOTALL)
+# 👍/👎 in any skin tone, repeated or not; "good"/"bad" as the whole message.
+_SKIN_TONES_RE = re.compile("[\U0001f3fb-\U0001f3ff\ufe0f]")
+_RATING_RE = re.compile(r"^(?:(👍+)|(👎+)|(good)|(bad))[\s.!]*$", re.IGNORECASE)
 
 
-def parse_command(question: str) -> str | None:
-    """The command a question names ('help', 'reset', 'sources'), or None for a question."""
-    match = _COMMAND_RE.match(question.strip())
-    return _COMMANDS.get(match.group(1).lower()) if match else None
+def parse_rating(text: str) -> str | None:
+    """'up' or 'down' when the whole message is 👍/👎 or good/bad, else None."""
+    match = _RATING_RE.match(_SKIN_TONES_RE.sub("", text).strip())
+    if not match:
+        return None
+    return "up" if match.group(1) or match.group(3) else "down"
+
+
+def parse_command(question: str) -> Command | None:
+    """The command a message (trigger already removed) names, or None for a question."""
+    text = question.strip()
+    rating = parse_rating(text)
+    if rating:
+        return Command("rate", rating)
+    forget = _FORGET_ME_RE.match(text)
+    if forget:
+        return Command("forget-confirm" if forget.group(1) else "forget")
+    word = _WORD_RE.match(text)
+    if word:
+        name = _WORDS.get(word.group(1).lower())
+        return Command(name) if name else None
+    feedback = _FEEDBACK_RE.match(text)
+    if feedback:
+        separated, body = feedback.group(1), feedback.group(2).strip()
+        if separated or not body.endswith("?"):
+            return Command("feedback", body)
+    return None
 
 
 def sources_text(sources: tuple[str, ...] | None) -> str:
@@ -53,24 +123,49 @@ def sources_text(sources: tuple[str, ...] | None) -> str:
 def member_stats_text(usage: SenderUsage) -> str:
     """A sender's own counters."""
     return (
-        f"*Your questions:* {usage.today} today, {usage.questions} in total, "
-        f"on {usage.active_days} different day(s)."
+        f"*Your questions:* {usage.week} in the last {STATS_DAYS} days, "
+        f"{usage.questions} in total ({usage.today} today)."
     )
 
 
-def team_stats_text(stats: UsageStats) -> str:
+def seconds_text(milliseconds: float | None) -> str:
+    """A median answer time as people read it: '2.4 s', '350 ms', or 'n/a'."""
+    if milliseconds is None:
+        return "n/a"
+    return f"{milliseconds / 1000:.1f} s" if milliseconds >= 1000 else f"{milliseconds:.0f} ms"
+
+
+def answers_text(stats: UsageStats) -> str:
+    """'12 from the model, 2 fallbacks, 3 from the cache' (+ excerpts when there were some)."""
+    counts = stats.answers
+    parts = [f"{counts.model} from the model", f"{counts.fallback} fallback(s) to excerpts"]
+    if counts.excerpts:
+        parts.append(f"{counts.excerpts} excerpts (no model configured)")
+    parts.append(f"{counts.cache} from the cache")
+    return ", ".join(parts)
+
+
+def feedback_text(stats: UsageStats) -> str:
+    """'5 (👍 2, 👎 1, 2 written)'."""
+    written = stats.feedback - stats.thumbs_up - stats.thumbs_down
+    return f"{stats.feedback} (👍 {stats.thumbs_up}, 👎 {stats.thumbs_down}, {written} written)"
+
+
+def team_stats_text(stats: UsageStats, days: int = STATS_DAYS) -> str:
     """The team's usage for an admin, short enough for one WhatsApp message."""
-    lines = [f"*Team usage, last {STATS_DAYS} days*"]
+    lines = [
+        f"*Team usage, last {days} days*",
+        f"Questions: {stats.questions} from {stats.active_senders} active sender(s)",
+    ]
     lines += [
         f"• {d.day}: {d.questions} question(s) from {d.senders} sender(s)" for d in stats.days
     ]
-    if not stats.days:
-        lines.append("• no questions yet")
-    lines.append(f"Active senders: {stats.active_senders}")
-    lines.append(f"Feedback received: {stats.feedback}")
+    lines.append(f"Answers: {answers_text(stats)}")
+    lines.append(f"Median answer time: {seconds_text(stats.median_answer_ms)}")
     if stats.top_questions:
         lines.append("*Most asked:*")
-        lines += [
-            f"{n}. {q[:80]} ({count}×)" for n, (q, count) in enumerate(stats.top_questions, 1)
-        ]
-    return "\n".join(lines)
+        for n, (question, count) in enumerate(stats.top_questions, 1):
+            shown = question if len(question) <= TOP_QUESTION_CHARS else question[:59] + "…"
+            lines.append(f"{n}. {shown} ({count}×)")
+    lines.append(f"Feedback: {feedback_text(stats)}")
+    return "\n".join(lines)[:MAX_STATS_CHARS]

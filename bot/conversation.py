@@ -6,25 +6,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from bot.access import AccessPolicy
 from bot.answer.base import Answerer
+from bot.answer.cache import AnswerCache
 from bot.answer.extractive import ExtractiveAnswerer
-from bot.commands import (
-    HELP_TEXT,
-    MEDIA_REPLY,
-    MENTION_HINT,
-    STATS_DAYS,
-    STATS_TOP,
-    member_stats_text,
-    parse_command,
-    sources_text,
-    team_stats_text,
-)
+from bot.command_runner import MEMORY_DOWN, RESET_DONE, CommandRunner, safe
+from bot.commands import HELP_TEXT, MEDIA_REPLY, MENTION_HINT, parse_command, parse_rating
 from bot.deadline import Deadline
 from bot.followup import search_query
-from bot.history.store import HistoryStore, HistoryUnavailable
+from bot.history.store import AnswerRecord, HistoryStore, HistoryUnavailable
 from bot.inbound import find_mention, mask_number
 from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable
 from bot.metrics import Metrics
@@ -32,7 +23,7 @@ from bot.models import Answer, InboundMessage, Passage, Reply, Turn
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
+__all__ = ["KNOWLEDGE_DOWN", "MEMORY_DOWN", "RESET_DONE", "SORRY", "ConversationHandler"]
 
 NOTICE_EVERY_SECONDS = 24 * 3600
 # Time kept back from the model for storing the exchange and writing the TwiML.
@@ -44,8 +35,6 @@ KNOWLEDGE_DOWN = (
     "The knowledge base is unavailable right now, so I can't look that up. "
     "Please try again in a few minutes."
 )
-MEMORY_DOWN = "I can't reach my conversation memory right now. Please try again in a minute."
-RESET_DONE = "Done: I've forgotten our conversation. Ask me something new!"
 TRUNCATED_NOTE = "_(Your question was long, so I only read its first {n} characters.)_"
 
 
@@ -58,11 +47,15 @@ class ConversationHandler:
     knowledge: KnowledgeStore
     answerer: Answerer
     metrics: Metrics
+    # Measures answer times (stored for `stats`); tests pass a clock they control.
+    timer: Callable[[], float] = time.perf_counter
 
     def __post_init__(self) -> None:
         self.access = AccessPolicy(self.settings)
         self._last_resort = ExtractiveAnswerer()
         self._trigger = self.settings.trigger_words[0]
+        self.commands = CommandRunner(self.history, self.access, self._trigger)
+        self.cache = AnswerCache(self.settings.answer_cache_ttl_seconds)
 
     def handle(self, msg: InboundMessage, deadline: Deadline) -> Reply:
         """Reply to a message exactly once per MessageSid, within the deadline."""
@@ -84,16 +77,16 @@ class ConversationHandler:
             logger.exception("unexpected error handling a message from %s", mask(msg))
             self.metrics.incr("errors")
             if owned:
-                self._safe(None, lambda: self.history.release(msg.message_sid))
+                safe(None, lambda: self.history.release(msg.message_sid))
             return Reply(SORRY, kind="error")
         if owned:
-            self._safe(None, lambda: self.history.complete(msg.message_sid, reply.text, deadline))
+            safe(None, lambda: self.history.complete(msg.message_sid, reply.text, deadline))
         return reply
 
     def notice_due(self, sender: str, kind: str, deadline: Deadline) -> bool:
         """True at most once per 24 h per sender and kind (hints, refusals)."""
         # Without the store we cannot remember: one notice too many beats silence.
-        return self._safe(
+        return safe(
             True, lambda: self.history.notice_due(sender, kind, NOTICE_EVERY_SECONDS, deadline)
         )
 
@@ -115,61 +108,54 @@ class ConversationHandler:
             return Reply(kind="ignored")
         mentioned, question = find_mention(msg.body, self.settings.trigger_words)
         if self.settings.require_mention and not mentioned:
-            if self.notice_due(msg.sender, "mention-hint", deadline):
-                return Reply(MENTION_HINT.format(trigger=trigger), kind="hint")
-            return Reply(kind="ignored")
+            return self._unmentioned(msg, deadline)
         if not question:
             return Reply(HELP_TEXT.format(trigger=trigger), kind="command")
         command = parse_command(question)
-        if command == "help":
-            return Reply(HELP_TEXT.format(trigger=trigger), kind="command")
-        if command == "reset":
-            cleared = self._safe(None, lambda: self.history.clear(msg.conversation, deadline))
-            return Reply(MEMORY_DOWN if cleared is None else RESET_DONE, kind="command")
-        if command == "stats":
-            return Reply(self._stats_text(msg.sender, deadline), kind="command")
-        if command == "sources":
-            sources = self._safe(
-                MEMORY_DOWN, lambda: self.history.last_sources(msg.conversation, deadline)
-            )
-            text = MEMORY_DOWN if sources == MEMORY_DOWN else sources_text(sources)
-            return Reply(text, kind="command")
+        if command is not None:
+            return self.commands.run(command, msg, deadline)
         return self._answer(msg, question, deadline)
 
-    def _stats_text(self, sender: str, deadline: Deadline) -> str:
-        """The team's usage for admins, the sender's own counters for everyone else."""
-        if self.access.is_admin(sender):
-            stats = self._safe(None, lambda: self.history.stats(STATS_DAYS, STATS_TOP, deadline))
-            return MEMORY_DOWN if stats is None else team_stats_text(stats)
-        usage = self._safe(None, lambda: self.history.usage(sender, deadline))
-        return MEMORY_DOWN if usage is None else member_stats_text(usage)
+    def _unmentioned(self, msg: InboundMessage, deadline: Deadline) -> Reply:
+        """A thumbs-up right after an answer is feedback; otherwise one hint a day."""
+        # Twilio's chats are 1:1, so a bare 👍 is meant for the bot. In a group it may be
+        # meant for anyone: there only a mention counts.
+        rating = None if msg.is_group else parse_rating(msg.body)
+        if rating:
+            reply = self.commands.rate_unmentioned(msg, rating, deadline)
+            if reply is not None:
+                return reply
+        if self.notice_due(msg.sender, "mention-hint", deadline):
+            return Reply(MENTION_HINT.format(trigger=self._trigger), kind="hint")
+        return Reply(kind="ignored")
 
     def _answer(self, msg: InboundMessage, question: str, deadline: Deadline) -> Reply:
-        """Retrieve, generate, store: degrade on any failing dependency."""
-        started = time.perf_counter()
+        """Cache, or retrieve and generate; then store. Degrade on any failing dependency."""
+        started = self.timer()
         note = ""
         limit = self.settings.max_question_chars
         if len(question) > limit:
             question, note = question[:limit], TRUNCATED_NOTE.format(n=limit)
         history_size = self.settings.max_conversation_history
-        turns: list[Turn] = self._safe(
-            [], lambda: self.history.recent(msg.conversation, history_size, deadline)
+        turns: list[Turn] | None = safe(
+            None, lambda: self.history.recent(msg.conversation, history_size, deadline)
         )
-        try:
-            passages = self.knowledge.search(
-                search_query(question, turns),
-                self.settings.context_limit,
-                deadline.child(seconds=max(1.0, deadline.remaining() / 3)),
-            )
-        except KnowledgeUnavailable as exc:
-            logger.warning("knowledge unavailable: %s", exc)
-            self.metrics.incr("errors")
-            return Reply(KNOWLEDGE_DOWN, kind="unavailable")
-        retrieved = time.perf_counter()
-        logger.info("retrieved %d passages in %.0f ms", len(passages), (retrieved - started) * 1e3)
-        answer = self._generate(question, passages, turns, deadline)
+        # Only a first turn may use the cache: a follow-up depends on its conversation (and
+        # without the store we cannot tell which this is).
+        key = self.cache.key(self.knowledge, question) if turns == [] else None
+        answer = self.cache.lookup(self.history, key, deadline) if key else None
+        if answer is not None:
+            self.metrics.incr("cache_hits")
+        else:
+            answer = self._retrieve_and_generate(question, turns or [], deadline)
+            if answer is None:
+                return Reply(KNOWLEDGE_DOWN, kind="unavailable")
+            if key:
+                self.cache.store(self.history, key, answer, msg.sender, deadline)
         text = f"{note}\n\n{answer.text}" if note else answer.text
-        self._safe(
+        elapsed = self.timer() - started
+        record = AnswerRecord(answer.backend, answer.fallback_reason, round(elapsed * 1000, 1))
+        safe(
             None,
             lambda: self.history.append_exchange(
                 msg.conversation,
@@ -180,18 +166,35 @@ class ConversationHandler:
                 answer.sources,
                 history_size,
                 deadline,
+                record,
             ),
         )
-        finished = time.perf_counter()
         self.metrics.incr("answers")
-        self.metrics.observe(finished - started)
+        self.metrics.observe(elapsed)
         logger.info(
-            "answered by %s in %.0f ms (%s)",
-            answer.backend,
-            (finished - retrieved) * 1000,
-            _detail(answer),
+            "answered by %s in %.0f ms (%s)", answer.backend, elapsed * 1000, _detail(answer)
         )
         return Reply(text, kind="answer", sources=answer.sources)
+
+    def _retrieve_and_generate(
+        self, question: str, turns: list[Turn], deadline: Deadline
+    ) -> Answer | None:
+        """Passages for the question (and the turns it follows up on), then the answer;
+        None when the knowledge base cannot be searched."""
+        started = self.timer()
+        try:
+            passages = self.knowledge.search(
+                search_query(question, turns),
+                self.settings.context_limit,
+                deadline.child(seconds=max(1.0, deadline.remaining() / 3)),
+            )
+        except KnowledgeUnavailable as exc:
+            logger.warning("knowledge unavailable: %s", exc)
+            self.metrics.incr("errors")
+            return None
+        elapsed_ms = (self.timer() - started) * 1000
+        logger.info("retrieved %d passages in %.0f ms", len(passages), elapsed_ms)
+        return self._generate(question, passages, turns, deadline)
 
     def _generate(
         self, question: str, passages: list[Passage], turns: list[Turn], deadline: Deadline
@@ -208,20 +211,13 @@ class ConversationHandler:
             self.metrics.incr("fallbacks")
         return answer
 
-    @staticmethod
-    def _safe(default: T, operation: Callable[[], T]) -> T:
-        """Run a history operation; on HistoryUnavailable log one line and use `default`."""
-        try:
-            return operation()
-        except HistoryUnavailable as exc:
-            logger.warning("history unavailable: %s", exc)
-            return default
-
 
 def _detail(answer: Answer) -> str:
     """What the log says about how an answer was made."""
     if answer.fallback_reason:
         return f"fallback: {answer.fallback_reason}"
+    if answer.backend == "cache":
+        return "no retrieval, no model call"
     return f"{answer.tokens} tokens" if answer.tokens else "no model call"
 
 

@@ -50,6 +50,7 @@ class Settings:
     allowed_senders: tuple[str, ...] = ()
     admin_senders: tuple[str, ...] = ()
     rate_limit: str = "10 per minute; 200 per day"
+    answer_cache_ttl_seconds: int = 86400  # 0 turns the answer cache off
     proxy_hops: int = 0
     # mistral
     mistral_api_key: str = ""
@@ -226,6 +227,7 @@ CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "whatsapp.allowed_senders": ("allowed_senders", _senders),
     "whatsapp.admin_senders": ("admin_senders", _admins),
     "whatsapp.rate_limit": ("rate_limit", _rate_limit),
+    "whatsapp.answer_cache_ttl_seconds": ("answer_cache_ttl_seconds", _int(0, 31_536_000)),
     "twilio.proxy_hops": ("proxy_hops", _int(0, 5)),
     "mistral.api_key": ("mistral_api_key", _text),
     "mistral.model": ("mistral_model", _nonempty),

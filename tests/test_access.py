@@ -149,11 +149,11 @@ def test_stats_shows_a_member_their_own_counts_and_an_admin_the_team(make_app, s
         ask(app, signed_post, f"@agent {question}", ALICE)
     ask(app, signed_post, "@agent what about Germany?", BOB)
     (mine,) = ask(app, signed_post, "@agent stats", ALICE)
-    assert mine.startswith("*Your questions:* 2 today, 2 in total")
+    assert mine == "*Your questions:* 2 in the last 7 days, 2 in total (2 today)."
     assert "Team usage" not in mine
     (team,) = ask(app, signed_post, "@agent stats", BOB)
     assert team.startswith("*Team usage, last 7 days*")
     assert "3 question(s) from 2 sender(s)" in team
-    assert "Active senders: 2" in team
+    assert "Questions: 3 from 2 active sender(s)" in team
     assert "1. what about germany (2×)" in team  # normalised: case and punctuation
     assert "+44" not in team  # the admin view names no one

@@ -26,6 +26,9 @@ class FakeKnowledge:
     def __init__(self, fail: bool = False) -> None:
         self.fail, self.queries = fail, []
 
+    def version(self):
+        return "v1"
+
     def search(self, query, k, deadline):
         self.queries.append(query)
         if self.fail:

@@ -55,9 +55,12 @@ def test_schema_is_migrated_once_when_workers_start_together(pg_url):
     assert errors == []
     assert versions == [LATEST_VERSION] * 4
     assert stores[0].migrate() == LATEST_VERSION  # idempotent on a later start too
-    assert run_sql(pg_url, "SELECT version FROM schema_version") == [(LATEST_VERSION,)]
+    # Each migration applied exactly once, in order.
+    applied = run_sql(pg_url, "SELECT version FROM schema_version ORDER BY version")
+    assert applied == [(v,) for v in range(1, LATEST_VERSION + 1)]
     tables = {t for (t,) in run_sql(pg_url, "SELECT tablename FROM pg_tables")}
-    assert {"messages", "deliveries", "notices", "usage", "feedback"} <= tables
+    assert {"messages", "deliveries", "notices", "usage", "feedback", "answers"} <= tables
+    assert "answer_cache" in tables
 
 
 def test_waiting_for_a_connection_is_bounded_by_the_deadline(pg_url):

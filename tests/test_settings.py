@@ -64,6 +64,7 @@ INVALID_CONFIG = [
     ("whatsapp.admin_senders", [12], "a string"),
     ("whatsapp.rate_limit", "lots per minute", "6 per minute; 100 per day"),
     ("whatsapp.rate_limit", "", "6 per minute"),
+    ("whatsapp.answer_cache_ttl_seconds", -1, "0 to 31536000"),
     ("twilio.proxy_hops", 9, "0 to 5"),
     ("mistral.api_key", 1234, "a string"),
     ("mistral.model", "", "non-empty"),

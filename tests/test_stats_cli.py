@@ -26,6 +26,6 @@ def test_stats_prints_usage_from_the_configured_store(request, make_app, signed_
     assert "Active senders: 2" in result.output
     assert "3 from 2 sender(s)" in result.output
     lines = result.output.splitlines()
-    top = lines[lines.index("Most asked questions (in the stored history):") + 1]
+    top = lines[lines.index("Most asked questions:") + 1]
     assert top.strip() == "2 x who attended the unea meeting"
     assert "+44" not in result.output  # no phone number on screen

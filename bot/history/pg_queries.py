@@ -10,35 +10,40 @@ from typing import Any, TypeVar
 from bot.deadline import Deadline
 from bot.history.store import (
     STALE_CLAIM_SECONDS,
-    DayUsage,
+    AnswerRecord,
     Delivery,
-    Feedback,
-    SenderUsage,
-    UsageStats,
     anonymous_key,
-    most_asked,
+    normalise_question,
     utc_day,
-    window_start,
 )
 from bot.models import Turn
 
 T = TypeVar("T")
 MAINTENANCE_SECONDS = 10.0
 
-# Stores both turns, counts the question only when it was new (a redelivery inserts
-# nothing), and prunes the conversation: one round trip, one transaction.
+# Logs the answer, stores both turns and counts the question only when the MessageSid is
+# new to the answers log (never pruned, so a redelivery stores nothing even after pruning),
+# then prunes the conversation: one round trip, one transaction.
 APPEND_EXCHANGE = """
-WITH stored AS (
+WITH logged AS (
+    INSERT INTO answers (message_sid, sender, question, kind, backend, fallback_reason,
+                         latency_ms, created_at)
+    VALUES (%(sid)s, %(sender)s, %(normalised)s, %(kind)s, %(backend)s, %(reason)s,
+            %(latency)s, to_timestamp(%(now)s))
+    ON CONFLICT (message_sid) DO NOTHING
+    RETURNING 1
+), stored AS (
     INSERT INTO messages (conversation, sender, role, text, sources, message_sid, created_at)
-    VALUES (%(conversation)s, %(sender)s, 'user', %(question)s, '[]', %(sid)s,
-            to_timestamp(%(now)s)),
-           (%(conversation)s, %(sender)s, 'assistant', %(answer)s, %(sources)s::jsonb, %(sid)s,
-            to_timestamp(%(now)s))
+    SELECT turn.* FROM logged, (
+        VALUES (%(conversation)s, %(sender)s, 'user', %(question)s, '[]'::jsonb, %(sid)s,
+                to_timestamp(%(now)s)),
+               (%(conversation)s, %(sender)s, 'assistant', %(answer)s, %(sources)s::jsonb,
+                %(sid)s, to_timestamp(%(now)s))
+    ) AS turn
     ON CONFLICT (message_sid, role) DO NOTHING
-    RETURNING role
 )
 INSERT INTO usage (sender, day, questions)
-SELECT %(sender)s, %(day)s, 1 FROM stored WHERE role = 'user'
+SELECT %(sender)s, %(day)s, 1 FROM logged
 ON CONFLICT (sender, day) DO UPDATE SET questions = usage.questions + 1;
 DELETE FROM messages WHERE conversation = %(conversation)s AND id <= (
     SELECT id FROM messages WHERE conversation = %(conversation)s
@@ -150,9 +155,11 @@ class PostgresQueries:
         sources: tuple[str, ...],
         keep: int,
         deadline: Deadline,
+        record: AnswerRecord | None = None,
     ) -> None:
-        """Store both turns, count the question, prune the conversation to `keep`."""
+        """Store both turns, count and log the question, prune the conversation to `keep`."""
         now = self._clock()
+        record = record or AnswerRecord()
         args = {
             "conversation": conversation,
             "sender": sender,
@@ -163,6 +170,11 @@ class PostgresQueries:
             "now": now,
             "day": utc_day(now),
             "keep": max(0, keep),
+            "normalised": normalise_question(question),
+            "kind": record.kind,
+            "backend": record.backend,
+            "reason": record.fallback_reason,
+            "latency": record.latency_ms,
         }
         self._run(deadline, lambda cur: cur.execute(APPEND_EXCHANGE, args))
 
@@ -186,19 +198,25 @@ class PostgresQueries:
         return self._run(deadline, work)
 
     def forget(self, sender: str) -> int:
-        """Delete a sender's turns, deliveries and notices; anonymise counters and feedback."""
+        """Delete a sender's turns, deliveries, notices, feedback and cache entries; their
+        counters and answers log rows stay, anonymised."""
         anonymous = anonymous_key()
 
         def work(cur: Any) -> int:
-            cur.execute("DELETE FROM messages WHERE sender = %s", (sender,))
-            gone = cur.rowcount
-            cur.execute("DELETE FROM deliveries WHERE conversation = %s", (sender,))
-            gone += cur.rowcount
+            gone = 0
+            for sql in (
+                "DELETE FROM messages WHERE sender = %s",
+                "DELETE FROM deliveries WHERE conversation = %s",
+                "DELETE FROM feedback WHERE sender = %s",
+                "DELETE FROM answer_cache WHERE created_by = %s",
+            ):
+                cur.execute(sql, (sender,))
+                gone += cur.rowcount
             cur.execute("DELETE FROM notices WHERE sender = %s", (sender,))
             cur.execute("UPDATE usage SET sender = %s WHERE sender = %s", (anonymous, sender))
             cur.execute(
-                "UPDATE feedback SET sender = %s, conversation = %s WHERE sender = %s",
-                (anonymous, anonymous, sender),
+                "UPDATE answers SET sender = %s, question = '' WHERE sender = %s",
+                (anonymous, sender),
             )
             return gone
 
@@ -209,65 +227,6 @@ class PostgresQueries:
         now = self._clock()
         rows = self._rows(deadline, NOTICE_DUE, (sender, kind, now, now - every_seconds))
         return bool(rows)
-
-    def usage(self, sender: str, deadline: Deadline) -> SenderUsage:
-        """A sender's answered questions: in total, today, and on how many days."""
-        rows = self._rows(
-            deadline,
-            "SELECT COALESCE(SUM(questions), 0),"
-            " COALESCE(SUM(questions) FILTER (WHERE day = %s), 0), COUNT(*)"
-            " FROM usage WHERE sender = %s",
-            (utc_day(self._clock()), sender),
-        )
-        return SenderUsage(*(int(v) for v in rows[0]))
-
-    def stats(self, days: int, top: int, deadline: Deadline) -> UsageStats:
-        """Usage over the last `days` UTC days (today included)."""
-        since = window_start(self._clock(), days)
-        first_day = utc_day(since)
-
-        def work(cur: Any) -> UsageStats:
-            cur.execute(
-                "SELECT day, SUM(questions), COUNT(DISTINCT sender) FROM usage WHERE day >= %s"
-                " GROUP BY day ORDER BY day",
-                (first_day,),
-            )
-            per_day = tuple(DayUsage(d.isoformat(), int(q), int(n)) for d, q, n in cur.fetchall())
-            cur.execute("SELECT COUNT(DISTINCT sender) FROM usage WHERE day >= %s", (first_day,))
-            active = int(cur.fetchone()[0])
-            cur.execute(
-                "SELECT text, COUNT(*) FROM messages WHERE role = 'user'"
-                " AND created_at >= to_timestamp(%s) GROUP BY text",
-                (since,),
-            )
-            asked = most_asked(cur.fetchall(), top)
-            cur.execute(
-                "SELECT COUNT(*) FROM feedback WHERE created_at >= to_timestamp(%s)", (since,)
-            )
-            return UsageStats(per_day, active, asked, int(cur.fetchone()[0]))
-
-        return self._run(deadline, work)
-
-    def add_feedback(self, sender: str, conversation: str, text: str, deadline: Deadline) -> None:
-        """Store one feedback entry."""
-        self._run(
-            deadline,
-            lambda cur: cur.execute(
-                "INSERT INTO feedback (sender, conversation, text, created_at)"
-                " VALUES (%s, %s, %s, to_timestamp(%s))",
-                (sender, conversation, text, self._clock()),
-            ),
-        )
-
-    def recent_feedback(self, limit: int, deadline: Deadline) -> list[Feedback]:
-        """The newest feedback first."""
-        rows = self._rows(
-            deadline,
-            "SELECT sender, text, EXTRACT(EPOCH FROM created_at) FROM feedback"
-            " ORDER BY id DESC LIMIT %s",
-            (max(0, limit),),
-        )
-        return [Feedback(sender, text, float(at)) for sender, text, at in rows]
 
     def _rows(self, deadline: Deadline, sql: str, params: tuple) -> list[tuple]:
         """A single statement's rows (empty for one that returns none)."""

@@ -70,6 +70,46 @@ CREATE TABLE feedback (
 CREATE INDEX feedback_by_time ON feedback (created_at);
 """,
     ),
+    (
+        2,
+        """
+-- One row per answered question, never pruned: how it was answered and how fast. `forget`
+-- anonymises the sender and blanks the (normalised) question.
+CREATE TABLE answers (
+    message_sid TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    question TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    fallback_reason TEXT NOT NULL DEFAULT '',
+    latency_ms DOUBLE PRECISION,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX answers_by_time ON answers (created_at);
+CREATE INDEX answers_by_sender ON answers (sender);
+
+-- First-turn answers keyed by normalised question and knowledge version.
+CREATE TABLE answer_cache (
+    question TEXT NOT NULL,
+    knowledge_version TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    sources JSONB NOT NULL DEFAULT '[]',
+    created_by TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (question, knowledge_version)
+);
+CREATE INDEX answer_cache_by_creator ON answer_cache (created_by);
+CREATE INDEX answer_cache_by_time ON answer_cache (created_at);
+
+-- Feedback names the exchange it is about; 👍/👎 are ratings.
+ALTER TABLE feedback
+    ADD COLUMN rating TEXT NOT NULL DEFAULT '',
+    ADD COLUMN message_sid TEXT NOT NULL DEFAULT '',
+    ADD COLUMN question TEXT NOT NULL DEFAULT '',
+    ADD COLUMN answer TEXT NOT NULL DEFAULT '';
+CREATE INDEX feedback_by_sender ON feedback (sender);
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

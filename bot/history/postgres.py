@@ -18,6 +18,7 @@ import psycopg2.pool
 from bot.deadline import Deadline
 from bot.history.pg_queries import PostgresQueries
 from bot.history.pg_schema import ADVISORY_LOCK_KEY, LATEST_VERSION, MIGRATIONS, VERSION_TABLE
+from bot.history.pg_team import PostgresTeamQueries
 from bot.history.store import HistoryUnavailable
 from bot.settings import ConfigError
 
@@ -79,7 +80,7 @@ class _Pool(psycopg2.pool.ThreadedConnectionPool):
         return super()._connect(key)
 
 
-class PostgresHistoryStore(PostgresQueries):
+class PostgresHistoryStore(PostgresQueries, PostgresTeamQueries):
     """HistoryStore on PostgreSQL: one lazily created pool per process, deadline-bounded."""
 
     backend = "postgresql"
@@ -247,12 +248,14 @@ class PostgresHistoryStore(PostgresQueries):
                 if version > current:
                     cur.execute(sql)
                     cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-                    logger.info(
-                        "history: PostgreSQL schema migrated to version %d in process %d",
-                        version,
-                        os.getpid(),
-                    )
         conn.commit()
+        if current < LATEST_VERSION:
+            logger.info(
+                "history: PostgreSQL schema migrated to version %d in process %d (from %d)",
+                LATEST_VERSION,
+                os.getpid(),
+                current,
+            )
         self.schema_ready = True
         return max(current, LATEST_VERSION)
 

@@ -12,18 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.deadline import Deadline
+from bot.history.sqlite_team import SqliteTeamQueries
 from bot.history.store import (
     STALE_CLAIM_SECONDS,
-    DayUsage,
+    AnswerRecord,
     Delivery,
-    Feedback,
     HistoryUnavailable,
-    SenderUsage,
-    UsageStats,
     anonymous_key,
-    most_asked,
+    normalise_question,
     utc_day,
-    window_start,
 )
 from bot.models import Turn
 
@@ -71,10 +68,46 @@ CREATE TABLE IF NOT EXISTS feedback (
     text TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+-- One row per answered question, never pruned: how it was answered and how fast. `forget`
+-- anonymises the sender and blanks the (normalised) question.
+CREATE TABLE IF NOT EXISTS answers (
+    message_sid TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    question TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    fallback_reason TEXT NOT NULL DEFAULT '',
+    latency_ms REAL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_by_time ON answers (created_at);
+CREATE INDEX IF NOT EXISTS answers_by_sender ON answers (sender);
+-- First-turn answers keyed by normalised question and knowledge version.
+CREATE TABLE IF NOT EXISTS answer_cache (
+    question TEXT NOT NULL,
+    knowledge_version TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    sources TEXT NOT NULL DEFAULT '[]',
+    created_by TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (question, knowledge_version)
+);
+CREATE INDEX IF NOT EXISTS answer_cache_by_creator ON answer_cache (created_by);
+CREATE INDEX IF NOT EXISTS answer_cache_by_time ON answer_cache (created_at);
 """
 
+# Columns added after the first release: (table, column, definition). Added when missing,
+# so history files written by an older version keep working.
+ADDED_COLUMNS = (
+    ("feedback", "rating", "TEXT NOT NULL DEFAULT ''"),
+    ("feedback", "message_sid", "TEXT NOT NULL DEFAULT ''"),
+    ("feedback", "question", "TEXT NOT NULL DEFAULT ''"),
+    ("feedback", "answer", "TEXT NOT NULL DEFAULT ''"),
+)
+LATE_INDEXES = "CREATE INDEX IF NOT EXISTS feedback_by_sender ON feedback (sender);"
 
-class SqliteHistoryStore:
+
+class SqliteHistoryStore(SqliteTeamQueries):
     """HistoryStore on one SQLite file, one connection per thread (WAL for concurrency)."""
 
     backend = "sqlite"
@@ -85,13 +118,33 @@ class SqliteHistoryStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Writers of this process queue here: SQLite's own busy handler polls with sleeps
+        # (1, 2, 5 ... 100 ms), which under concurrent webhooks costs more than the writes.
+        self._write_lock = threading.Lock()
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
             # executescript commits on its own, so it runs outside _tx.
             self._connection().executescript(SCHEMA)
+            self._add_columns()
         except sqlite3.Error as exc:
             raise HistoryUnavailable(f"sqlite: {exc}") from exc
+
+    def _add_columns(self) -> None:
+        """Bring an older history file up to date (several processes may race here)."""
+        db = self._connection()
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, definition in ADDED_COLUMNS:
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            db.execute(LATE_INDEXES)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -108,6 +161,8 @@ class SqliteHistoryStore:
     @contextmanager
     def _tx(self, deadline: Deadline) -> Iterator[sqlite3.Connection]:
         """One write transaction; waiting for the file lock is bounded by the deadline."""
+        if not self._write_lock.acquire(timeout=max(0.001, deadline.remaining())):
+            raise HistoryUnavailable("sqlite: busy until the deadline")
         try:
             db = self._connection()
             db.execute(f"PRAGMA busy_timeout = {max(1, int(deadline.remaining() * 1000))}")
@@ -120,6 +175,8 @@ class SqliteHistoryStore:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise HistoryUnavailable(f"sqlite: {exc}") from exc
+        finally:
+            self._write_lock.release()
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:
@@ -189,27 +246,44 @@ class SqliteHistoryStore:
         sources: tuple[str, ...],
         keep: int,
         deadline: Deadline,
+        record: AnswerRecord | None = None,
     ) -> None:
-        """Store both turns in one transaction, count the question, prune to `keep`."""
+        """Log, store both turns and count the question in one transaction, then prune."""
         now = self._clock()
+        record = record or AnswerRecord()
         insert = (
             "INSERT OR IGNORE INTO messages (conversation, sender, role, text, sources,"
             " message_sid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
         )
+        log = (
+            message_sid,
+            sender,
+            normalise_question(question),
+            record.kind,
+            record.backend,
+            record.fallback_reason,
+            record.latency_ms,
+            now,
+        )
         with self._tx(deadline) as db:
-            stored = db.execute(
-                insert, (conversation, sender, "user", question, "[]", message_sid, now)
-            ).rowcount
+            # The answers log is never pruned, so it knows every MessageSid ever answered:
+            # a redelivered exchange stores and counts nothing, even after pruning.
+            if not db.execute(
+                "INSERT OR IGNORE INTO answers (message_sid, sender, question, kind, backend,"
+                " fallback_reason, latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                log,
+            ).rowcount:
+                return
+            db.execute(insert, (conversation, sender, "user", question, "[]", message_sid, now))
             db.execute(
                 insert,
                 (conversation, sender, "assistant", answer, json.dumps(sources), message_sid, now),
             )
-            if stored:  # a redelivered exchange is not a new question
-                db.execute(
-                    "INSERT INTO usage (sender, day, questions) VALUES (?, ?, 1)"
-                    " ON CONFLICT (sender, day) DO UPDATE SET questions = questions + 1",
-                    (sender, utc_day(now)),
-                )
+            db.execute(
+                "INSERT INTO usage (sender, day, questions) VALUES (?, ?, 1)"
+                " ON CONFLICT (sender, day) DO UPDATE SET questions = questions + 1",
+                (sender, utc_day(now)),
+            )
             db.execute(
                 "DELETE FROM messages WHERE conversation = ? AND id NOT IN"
                 " (SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?)",
@@ -233,16 +307,23 @@ class SqliteHistoryStore:
             ).rowcount
 
     def forget(self, sender: str) -> int:
-        """Delete a sender's turns, deliveries (they hold reply text) and notices."""
+        """Delete a sender's turns, deliveries (they hold reply text), notices, feedback and
+        cache entries; their counters and answers log rows stay, anonymised."""
         anonymous = anonymous_key()
         with self._tx(Deadline(10)) as db:
-            gone = db.execute("DELETE FROM messages WHERE sender = ?", (sender,)).rowcount
-            gone += db.execute("DELETE FROM deliveries WHERE conversation = ?", (sender,)).rowcount
+            gone = sum(
+                db.execute(sql, (sender,)).rowcount
+                for sql in (
+                    "DELETE FROM messages WHERE sender = ?",
+                    "DELETE FROM deliveries WHERE conversation = ?",
+                    "DELETE FROM feedback WHERE sender = ?",
+                    "DELETE FROM answer_cache WHERE created_by = ?",
+                )
+            )
             db.execute("DELETE FROM notices WHERE sender = ?", (sender,))
             db.execute("UPDATE usage SET sender = ? WHERE sender = ?", (anonymous, sender))
             db.execute(
-                "UPDATE feedback SET sender = ?, conversation = ? WHERE sender = ?",
-                (anonymous, anonymous, sender),
+                "UPDATE answers SET sender = ?, question = '' WHERE sender = ?", (anonymous, sender)
             )
         return gone
 
@@ -260,55 +341,6 @@ class SqliteHistoryStore:
                 (sender, kind, now),
             )
         return True
-
-    def usage(self, sender: str, deadline: Deadline) -> SenderUsage:
-        """A sender's answered questions: in total, today, and on how many days."""
-        rows = self._read(
-            "SELECT COALESCE(SUM(questions), 0),"
-            " COALESCE(SUM(CASE WHEN day = ? THEN questions END), 0), COUNT(*)"
-            " FROM usage WHERE sender = ?",
-            (utc_day(self._clock()), sender),
-        )
-        return SenderUsage(*(int(v) for v in rows[0]))
-
-    def stats(self, days: int, top: int, deadline: Deadline) -> UsageStats:
-        """Usage over the last `days` UTC days (today included)."""
-        since = window_start(self._clock(), days)
-        first_day = utc_day(since)
-        per_day = self._read(
-            "SELECT day, SUM(questions), COUNT(DISTINCT sender) FROM usage WHERE day >= ?"
-            " GROUP BY day ORDER BY day",
-            (first_day,),
-        )
-        active = self._read("SELECT COUNT(DISTINCT sender) FROM usage WHERE day >= ?", (first_day,))
-        asked = self._read(
-            "SELECT text, COUNT(*) FROM messages WHERE role = 'user' AND created_at >= ?"
-            " GROUP BY text",
-            (since,),
-        )
-        feedback = self._read("SELECT COUNT(*) FROM feedback WHERE created_at >= ?", (since,))
-        return UsageStats(
-            days=tuple(DayUsage(day, int(q), int(n)) for day, q, n in per_day),
-            active_senders=int(active[0][0]),
-            top_questions=most_asked(asked, top),
-            feedback=int(feedback[0][0]),
-        )
-
-    def add_feedback(self, sender: str, conversation: str, text: str, deadline: Deadline) -> None:
-        """Store one feedback entry."""
-        with self._tx(deadline) as db:
-            db.execute(
-                "INSERT INTO feedback (sender, conversation, text, created_at) VALUES (?, ?, ?, ?)",
-                (sender, conversation, text, self._clock()),
-            )
-
-    def recent_feedback(self, limit: int, deadline: Deadline) -> list[Feedback]:
-        """The newest feedback first."""
-        rows = self._read(
-            "SELECT sender, text, created_at FROM feedback ORDER BY id DESC LIMIT ?",
-            (max(0, limit),),
-        )
-        return [Feedback(sender, text, created_at) for sender, text, created_at in rows]
 
     def ping(self) -> None:
         """A trivial query on this thread's connection."""

@@ -1,13 +1,14 @@
-"""The HistoryStore protocol: conversation turns, deliveries, notices, usage and feedback."""
+"""The HistoryStore protocol: turns, deliveries, notices, usage, feedback, the answer cache."""
 
 from __future__ import annotations
 
 import re
+import statistics
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.deadline import Deadline
@@ -39,14 +40,62 @@ class DayUsage:
 
 
 @dataclass(frozen=True)
+class AnswerRecord:
+    """How one answer was made, kept with the exchange for the team's statistics."""
+
+    backend: str = ""  # "mistral", "extractive", "cache", ... ("" when unknown)
+    fallback_reason: str = ""  # why a fallback answered; "" when the first choice did
+    latency_ms: float | None = None  # from the question's arrival in the use case
+
+    @property
+    def kind(self) -> str:
+        """ "model", "fallback", "excerpts" (no model configured), "cache" or "unknown"."""
+        if self.backend == "cache":
+            return "cache"
+        if self.fallback_reason:
+            return "fallback"
+        if self.backend in ("extractive", "none"):
+            return "excerpts"
+        return "model" if self.backend else "unknown"
+
+
+@dataclass(frozen=True)
+class AnswerCounts:
+    """Answers in a window by how they were made."""
+
+    model: int = 0
+    fallback: int = 0
+    excerpts: int = 0  # extractive answers when no model is configured
+    cache: int = 0
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, int]]) -> AnswerCounts:
+        """(kind, count) rows; kinds outside the four ("unknown") are left out."""
+        known = {name: 0 for name in ("model", "fallback", "excerpts", "cache")}
+        for kind, count in rows:
+            if kind in known:
+                known[kind] += int(count)
+        return cls(**known)
+
+
+@dataclass(frozen=True)
 class UsageStats:
     """Usage over a window of days, for the `stats` command and the admin view."""
 
-    days: tuple[DayUsage, ...]  # oldest first; days without questions are absent
+    days: tuple[DayUsage, ...]  # every day of the window, oldest first, zeros included
     active_senders: int  # distinct senders over the whole window
-    # (question, times asked), most asked first, over the history still stored (pruned)
+    # (normalised question, times asked), most asked first; forgotten senders' are gone
     top_questions: tuple[tuple[str, int], ...]
-    feedback: int  # feedback entries received in the window
+    feedback: int  # feedback entries received in the window (ratings included)
+    answers: AnswerCounts = field(default_factory=AnswerCounts)
+    median_answer_ms: float | None = None  # over answers with a recorded time
+    thumbs_up: int = 0
+    thumbs_down: int = 0
+
+    @property
+    def questions(self) -> int:
+        """All questions answered in the window."""
+        return sum(day.questions for day in self.days)
 
 
 @dataclass(frozen=True)
@@ -56,15 +105,41 @@ class SenderUsage:
     questions: int
     today: int
     active_days: int
+    week: int = 0  # the last 7 UTC days, today included
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A stored question and the answer it got: what feedback refers to."""
+
+    message_sid: str
+    question: str
+    answer: str
+    answered_at: float
+
+
+NO_EXCHANGE = Exchange("", "", "", 0.0)  # what feedback refers to when there is no answer
 
 
 @dataclass(frozen=True)
 class Feedback:
-    """One `feedback <text>` a sender left for the team."""
+    """One `feedback <text>` or quick rating a sender left for the team."""
 
     sender: str
     text: str
     created_at: float
+    rating: str = ""  # "up" or "down" for 👍/👎 (good/bad); "" for written feedback
+    question: str = ""  # the exchange it refers to ("" when there was none)
+    answer: str = ""
+    message_sid: str = ""
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """An answer the cache can serve again."""
+
+    text: str
+    sources: tuple[str, ...]
 
 
 class HistoryStore(Protocol):
@@ -106,8 +181,21 @@ class HistoryStore(Protocol):
         sources: tuple[str, ...],
         keep: int,
         deadline: Deadline,
+        record: AnswerRecord | None = None,
     ) -> None:
-        """Store a question and its answer atomically, then prune to `keep` messages."""
+        """Store a question and its answer atomically, then prune to `keep` messages.
+
+        A new exchange (not a redelivery) is also counted in `usage` and logged, with how
+        it was answered (`record`), in the answers log that `stats` reads; the log is not
+        pruned with the conversation.
+        """
+        ...
+
+    def last_answer(
+        self, sender: str, deadline: Deadline, within_seconds: float | None = None
+    ) -> Exchange | None:
+        """The sender's latest stored exchange (what feedback refers to), or None; with
+        `within_seconds`, only one answered that recently."""
         ...
 
     def last_sources(self, conversation: str, deadline: Deadline) -> tuple[str, ...] | None:
@@ -119,10 +207,11 @@ class HistoryStore(Protocol):
         ...
 
     def forget(self, sender: str) -> int:
-        """Delete every turn and delivery of a sender; returns how many rows went.
+        """Delete a sender's turns, deliveries, notices, feedback and the cache entries they
+        created; returns how many rows went (notices not counted).
 
-        Usage counters and feedback stay (the team's numbers must not change) but lose the
-        link to the number: they move to an anonymous key.
+        Usage counters and the answers log stay (the team's numbers must not change) but
+        lose the link to the number, and the log loses the question text.
         """
         ...
 
@@ -130,20 +219,61 @@ class HistoryStore(Protocol):
         """True (and remembered) when `kind` was not sent to `sender` within `every_seconds`."""
         ...
 
+    def request_confirmation(self, sender: str, action: str, deadline: Deadline) -> None:
+        """Remember that `sender` was asked to confirm `action` (now)."""
+        ...
+
+    def confirm(self, sender: str, action: str, within_seconds: float, deadline: Deadline) -> bool:
+        """True, once, if `sender` was asked to confirm `action` within `within_seconds`."""
+        ...
+
     def usage(self, sender: str, deadline: Deadline) -> SenderUsage:
         """A sender's question counters (answered questions, counted once per MessageSid)."""
         ...
 
     def stats(self, days: int, top: int, deadline: Deadline) -> UsageStats:
-        """Questions per day, active senders and the `top` most asked questions."""
+        """The team's usage over the last `days` UTC days (today included)."""
         ...
 
-    def add_feedback(self, sender: str, conversation: str, text: str, deadline: Deadline) -> None:
-        """Keep a sender's feedback for the team."""
+    def add_feedback(
+        self,
+        sender: str,
+        conversation: str,
+        text: str,
+        deadline: Deadline,
+        *,
+        rating: str = "",
+        about: Exchange | None = None,
+    ) -> None:
+        """Keep a sender's feedback for the team, linked to the exchange it is `about`.
+
+        A rating replaces the sender's earlier rating of the same exchange (👍 then 👎 is a
+        change of mind, not two votes).
+        """
         ...
 
     def recent_feedback(self, limit: int, deadline: Deadline) -> list[Feedback]:
         """The latest `limit` feedback entries, newest first."""
+        ...
+
+    def cached_answer(
+        self, question: str, knowledge_version: str, max_age_seconds: float, deadline: Deadline
+    ) -> CachedAnswer | None:
+        """The answer cached for a normalised question against this knowledge version, if
+        it is younger than `max_age_seconds`."""
+        ...
+
+    def cache_answer(
+        self,
+        question: str,
+        knowledge_version: str,
+        answer: CachedAnswer,
+        created_by: str,
+        max_age_seconds: float,
+        deadline: Deadline,
+    ) -> None:
+        """Cache an answer (replacing any for the same key); entries older than
+        `max_age_seconds` or for another knowledge version are dropped meanwhile."""
         ...
 
     def ping(self) -> None:
@@ -171,12 +301,13 @@ def window_start(now: float, days: int) -> float:
     return midnight - (max(1, days) - 1) * SECONDS_PER_DAY
 
 
-_PUNCTUATION_END = re.compile(r"[\s?!.,;:]+$")
+_PUNCTUATION = re.compile(r"[^\w\s]|_", re.UNICODE)
 
 
 def normalise_question(text: str) -> str:
-    """The form under which questions count as the same: case, spacing, end punctuation."""
-    return _PUNCTUATION_END.sub("", " ".join(text.casefold().split()))
+    """The form under which questions count as the same (stats, the answer cache): case
+    folded, punctuation removed, spaces collapsed."""
+    return " ".join(_PUNCTUATION.sub(" ", text.casefold()).split())
 
 
 def most_asked(rows: Iterable[tuple[str, int]], top: int) -> tuple[tuple[str, int], ...]:
@@ -188,6 +319,20 @@ def most_asked(rows: Iterable[tuple[str, int]], top: int) -> tuple[tuple[str, in
             counts[key] += int(count)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return tuple(ranked[: max(0, top)])
+
+
+def every_day(rows: Iterable[tuple[str, int, int]], now: float, days: int) -> tuple[DayUsage, ...]:
+    """(day, questions, senders) rows as one DayUsage per day of the window, zeros included."""
+    found = {str(day): (int(q), int(n)) for day, q, n in rows}
+    start = window_start(now, days)
+    window = [utc_day(start + i * SECONDS_PER_DAY) for i in range(max(1, days))]
+    return tuple(DayUsage(day, *found.get(day, (0, 0))) for day in window)
+
+
+def median_ms(values: Iterable[float | None]) -> float | None:
+    """The median of the recorded times, rounded to 0.1 ms; None when there are none."""
+    recorded = [float(v) for v in values if v is not None]
+    return round(statistics.median(recorded), 1) if recorded else None
 
 
 def anonymous_key() -> str:

@@ -1,0 +1,85 @@
+"""The answer cache: a first-turn question asked again against unchanged knowledge is
+answered without retrieval or a model call.
+
+Entries live in the history store (so every worker and instance shares them), keyed by the
+normalised question and the knowledge base's version, which every ingest changes. Only
+answers made without a fallback are cached, and only for questions with no earlier turns:
+a follow-up depends on its conversation, so it is never served from, nor stored in, the
+cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.deadline import Deadline
+from bot.history.store import CachedAnswer, HistoryStore, HistoryUnavailable, normalise_question
+from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable
+from bot.models import Answer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Where a question's answer is cached."""
+
+    question: str  # normalised
+    knowledge_version: str
+
+
+class AnswerCache:
+    """Looks answers up and stores them through the history store; never raises."""
+
+    def __init__(self, ttl_seconds: int) -> None:
+        self.ttl_seconds = ttl_seconds
+
+    def key(self, knowledge: KnowledgeStore, question: str) -> CacheKey | None:
+        """The key for a first-turn question; None when caching is off or impossible.
+
+        Read before retrieval, so an answer is never filed under a newer version than the
+        passages it was made from.
+        """
+        normalised = normalise_question(question)
+        if not self.ttl_seconds or not normalised:
+            return None
+        try:
+            return CacheKey(normalised, knowledge.version())
+        except KnowledgeUnavailable as exc:
+            logger.warning("answer cache skipped: knowledge version unavailable (%s)", exc)
+            return None
+
+    def lookup(self, history: HistoryStore, key: CacheKey, deadline: Deadline) -> Answer | None:
+        """The cached answer, as an Answer whose backend is "cache"; None on a miss."""
+        try:
+            hit = history.cached_answer(
+                key.question, key.knowledge_version, self.ttl_seconds, deadline
+            )
+        except HistoryUnavailable as exc:
+            logger.warning("answer cache unavailable: %s", exc)
+            return None
+        return Answer(hit.text, hit.sources, backend="cache") if hit else None
+
+    def store(
+        self,
+        history: HistoryStore,
+        key: CacheKey,
+        answer: Answer,
+        sender: str,
+        deadline: Deadline,
+    ) -> None:
+        """Cache an answer made without a fallback (a fallback is worth retrying later)."""
+        if answer.fallback_reason or not answer.text:
+            return
+        try:
+            history.cache_answer(
+                key.question,
+                key.knowledge_version,
+                CachedAnswer(answer.text, answer.sources),
+                sender,
+                self.ttl_seconds,
+                deadline,
+            )
+        except HistoryUnavailable as exc:
+            logger.warning("answer cache unavailable: %s", exc)
