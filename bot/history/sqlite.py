@@ -118,9 +118,6 @@ class SqliteHistoryStore(SqliteTeamQueries):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        # Writers of this process queue here: SQLite's own busy handler polls with sleeps
-        # (1, 2, 5 ... 100 ms), which under concurrent webhooks costs more than the writes.
-        self._write_lock = threading.Lock()
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -161,8 +158,6 @@ class SqliteHistoryStore(SqliteTeamQueries):
     @contextmanager
     def _tx(self, deadline: Deadline) -> Iterator[sqlite3.Connection]:
         """One write transaction; waiting for the file lock is bounded by the deadline."""
-        if not self._write_lock.acquire(timeout=max(0.001, deadline.remaining())):
-            raise HistoryUnavailable("sqlite: busy until the deadline")
         try:
             db = self._connection()
             db.execute(f"PRAGMA busy_timeout = {max(1, int(deadline.remaining() * 1000))}")
@@ -175,8 +170,6 @@ class SqliteHistoryStore(SqliteTeamQueries):
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise HistoryUnavailable(f"sqlite: {exc}") from exc
-        finally:
-            self._write_lock.release()
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:
