@@ -6,7 +6,15 @@ import hashlib
 import threading
 from collections import deque
 
-COUNTERS = ("messages", "answers", "fallbacks", "errors", "rate_limited", "duplicates")
+COUNTERS = (
+    "messages",
+    "answers",
+    "fallbacks",
+    "cache_hits",
+    "errors",
+    "rate_limited",
+    "duplicates",
+)
 
 
 class Metrics:
