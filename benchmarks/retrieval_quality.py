@@ -48,7 +48,9 @@ def extra_stores() -> list[tuple[str, StoreFactory]]:
     """Stores beyond the built-in ones, e.g. ("falkordb", factory) when a server is up."""
     # The graph store plugs in here. A factory that raises KnowledgeUnavailable (no
     # server configured or reachable) is reported as skipped, not as a failure.
-    return []
+    from benchmarks.graph_stores import graph_stores
+
+    return graph_stores()
 
 
 def available_stores() -> list[tuple[str, StoreFactory]]:

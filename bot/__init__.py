@@ -50,7 +50,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     history = open_history_store(settings)
-    knowledge = open_knowledge_store(settings.data_dir)
+    knowledge = open_knowledge_store(settings)
     answerer = build_answerer(
         settings.mistral_api_key or None,
         settings.mistral_model,

@@ -61,6 +61,15 @@ class Settings:
     neo4j_user: str = "neo4j"
     neo4j_password: str = ""
     neo4j_database: str = "neo4j"
+    neo4j_dialect: str = "auto"  # "neo4j", "falkordb", or detected on first connect
+    neo4j_chunk_label: str = "Chunk"
+    neo4j_document_label: str = "Document"
+    neo4j_text_property: str = "text"
+    neo4j_embedding_property: str = "embedding"
+    neo4j_fulltext_index: str = "chunk_fulltext"
+    neo4j_vector_index: str = "chunk_embedding"
+    neo4j_retrieval_query: str = ""  # custom Cypher returning text, source, score
+    neo4j_embeddings: bool = True  # mistral-embed vectors when a Mistral key is configured
     # process environment
     database_url: str = ""
     ratelimit_storage_uri: str = "memory://"
@@ -209,6 +218,34 @@ def _rate_limit(value: Any) -> str:
     raise ValueError('limits such as "6 per minute; 100 per day"')
 
 
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = _text(value).lower()
+        if text not in options:
+            raise ValueError("one of " + ", ".join(f'"{option}"' for option in options))
+        return text
+
+    return check
+
+
+def _identifier(value: Any) -> str:
+    """A label, property or index name: it is written into Cypher, so only a plain name."""
+    text = _text(value)
+    plain = text[:1].isascii() and text[:1].isalpha() and len(text) <= 64
+    if not plain or not all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in text):
+        raise ValueError("a name of letters, digits and _ that starts with a letter")
+    return text
+
+
+def _retrieval_query(value: Any) -> str:
+    text = _text(value)
+    # The query's words, lower case: "c.text AS text," and "`score`" both count.
+    spaced = "".join(ch if ch.isalnum() or ch == "_" else " " for ch in text.lower())
+    if text and not {"return", "text", "source", "score"} <= set(spaced.split()):
+        raise ValueError('"" or a Cypher query that RETURNs text, source and score')
+    return text
+
+
 # config.json key -> (Settings field, checker). The seed product's keys come first.
 CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "twilio.account_sid": ("twilio_account_sid", _text),
@@ -235,6 +272,15 @@ CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "neo4j.user": ("neo4j_user", _text),
     "neo4j.password": ("neo4j_password", _text),
     "neo4j.database": ("neo4j_database", _text),
+    "neo4j.dialect": ("neo4j_dialect", _choice("auto", "neo4j", "falkordb")),
+    "neo4j.chunk_label": ("neo4j_chunk_label", _identifier),
+    "neo4j.document_label": ("neo4j_document_label", _identifier),
+    "neo4j.text_property": ("neo4j_text_property", _identifier),
+    "neo4j.embedding_property": ("neo4j_embedding_property", _identifier),
+    "neo4j.fulltext_index": ("neo4j_fulltext_index", _identifier),
+    "neo4j.vector_index": ("neo4j_vector_index", _identifier),
+    "neo4j.retrieval_query": ("neo4j_retrieval_query", _retrieval_query),
+    "neo4j.embeddings": ("neo4j_embeddings", _bool),
 }
 
 # Environment variable -> (Settings field, checker); these override config.json.

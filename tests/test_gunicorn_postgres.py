@@ -21,6 +21,7 @@ import pytest
 from bot.cli import reply_texts
 from bot.knowledge import open_knowledge_store
 from bot.knowledge.ingest import ingest_paths
+from bot.settings import Settings
 from tests.conftest import PUBLIC_URL, REPO, SAMPLE, TOKEN, WEBHOOK, sign, twilio_form
 from tests.services import free_port
 from tests.services.postgres import run_sql
@@ -42,7 +43,7 @@ def gunicorn_binary() -> str:
 def server(tmp_path, pg_url) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     """gunicorn serving app:app on a free port; yields (base URL, process, log file)."""
     data = tmp_path / "data"
-    with open_knowledge_store(str(data)) as knowledge:
+    with open_knowledge_store(Settings(data_dir=str(data))) as knowledge:
         ingest_paths(knowledge, [str(SAMPLE)], progress=False)
     config = json.loads((REPO / "config.json").read_text())
     # Everyone allowed, and a rate limit this test's 8 messages per sender stay under.

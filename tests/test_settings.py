@@ -73,6 +73,15 @@ INVALID_CONFIG = [
     ("neo4j.user", 5, "a string"),
     ("neo4j.password", 5, "a string"),
     ("neo4j.database", [], "a string"),
+    ("neo4j.dialect", "memgraph", 'one of "auto", "neo4j", "falkordb"'),
+    ("neo4j.chunk_label", "Chunk`) DETACH DELETE (n", "letters, digits and _"),
+    ("neo4j.document_label", "", "letters, digits and _"),
+    ("neo4j.text_property", "2text", "starts with a letter"),
+    ("neo4j.embedding_property", "vec tor", "letters, digits and _"),
+    ("neo4j.fulltext_index", 7, "a string"),
+    ("neo4j.vector_index", "vector-index", "letters, digits and _"),
+    ("neo4j.retrieval_query", "MATCH (c:Chunk) RETURN c.text", "RETURNs text, source and score"),
+    ("neo4j.embeddings", "sometimes", "true or false"),
 ]
 
 INVALID_ENV = [

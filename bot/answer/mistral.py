@@ -16,6 +16,7 @@ from mistralai.client import Mistral, errors
 from bot.answer.base import AnswerFailed
 from bot.answer.prompt import DEFAULT_MAX_PASSAGE_CHARS, build_messages
 from bot.deadline import Deadline
+from bot.knowledge.embedder import EMBEDDING_DIMENSIONS, EmbeddingFailed
 from bot.models import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,16 @@ def _content_text(content: Any) -> str:
     return ""
 
 
+def _sdk_client(api_key: str, server_url: str | None, pool_size: int) -> tuple[Any, Mistral]:
+    """A pooled HTTP client and the SDK on top of it; the SDK never retries by itself."""
+    http = httpx2.Client(
+        limits=httpx2.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+        follow_redirects=True,
+    )
+    # retry_config=None: we retry ourselves, within the deadline.
+    return http, Mistral(api_key=api_key, server_url=server_url, client=http, retry_config=None)
+
+
 class MistralAnswerer:
     """Mistral chat completions with one pooled HTTP client per process and deadline-bound calls."""
 
@@ -177,19 +188,7 @@ class MistralAnswerer:
         with self._lock:
             if self._sdk is None or self._pid != pid:
                 # After a fork the parent's sockets are shared: drop them, never close them.
-                http = httpx2.Client(
-                    limits=httpx2.Limits(
-                        max_connections=self.pool_size,
-                        max_keepalive_connections=self.pool_size,
-                    ),
-                    follow_redirects=True,
-                )
-                self._sdk = Mistral(
-                    api_key=self._api_key,
-                    server_url=self.server_url,
-                    client=http,
-                    retry_config=None,  # we retry ourselves, within the deadline
-                )
+                http, self._sdk = _sdk_client(self._api_key, self.server_url, self.pool_size)
                 self._http, self._pid = http, pid
             return self._sdk
 
@@ -275,3 +274,116 @@ class MistralAnswerer:
             time.monotonic() - started,
         )
         return AnswerFailed(reason)
+
+
+EMBED_MODEL = "mistral-embed"
+EMBED_BATCH = 32  # texts per request
+EMBED_BATCH_CHARS = 32_000  # about 8,000 tokens: well inside one request's limit
+MIN_EMBED_SECONDS = 0.2  # one short question embeds in well under this on a warm pool
+
+
+def _batches(texts: list[str], size: int, max_chars: int) -> list[list[str]]:
+    """Consecutive batches of at most `size` texts and (unless one text is longer) chars."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    chars = 0
+    for text in texts:
+        if current and (len(current) >= size or chars + len(text) > max_chars):
+            batches.append(current)
+            current, chars = [], 0
+        current.append(text)
+        chars += len(text)
+    return [*batches, current] if current else batches
+
+
+class MistralEmbedder:
+    """mistral-embed vectors in batches, deadline-bound, one pooled SDK client per process."""
+
+    name = EMBED_MODEL
+    dimensions = EMBEDDING_DIMENSIONS
+
+    def __init__(
+        self,
+        api_key: str,
+        server_url: str | None = None,
+        model: str = EMBED_MODEL,
+        batch_size: int = EMBED_BATCH,
+        pool_size: int = 16,
+    ) -> None:
+        if not api_key:
+            raise ValueError("MistralEmbedder needs an API key")
+        self._api_key = api_key
+        self.server_url = server_url or None
+        self.model = model
+        self.batch_size = max(1, batch_size)
+        self.pool_size = max(1, pool_size)
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._http: Any = None
+        self._sdk: Mistral | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"MistralEmbedder(model={self.model!r}, server_url={self.server_url!r})"
+
+    def client(self) -> Mistral:
+        """The process's SDK client, created on first use and again after a fork."""
+        with self._lock:
+            if self._sdk is None or self._pid != os.getpid():
+                self._http, self._sdk = _sdk_client(self._api_key, self.server_url, self.pool_size)
+                self._pid = os.getpid()
+            return self._sdk
+
+    def close(self) -> None:
+        """Close this process's HTTP connections; the next call opens new ones."""
+        with self._lock:
+            http, owned = self._http, self._pid == os.getpid()
+            self._http = self._sdk = None
+            self._pid = 0
+        if http is not None and owned:
+            http.close()
+
+    after_fork = close
+
+    def embed(self, texts: list[str], deadline: Deadline) -> list[list[float]]:
+        """One vector per text, in order; raises EmbeddingFailed with a short reason."""
+        vectors: list[list[float]] = []
+        for batch in _batches(texts, self.batch_size, EMBED_BATCH_CHARS):
+            vectors.extend(self._embed_batch(batch, deadline))
+        return vectors
+
+    def _embed_batch(self, batch: list[str], deadline: Deadline) -> list[list[float]]:
+        """One request, retried on 429/5xx/connection errors while the deadline allows."""
+        failure = _Failure("no time", retryable=False)
+        attempt = 0
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            budget = deadline.remaining()
+            if budget < MIN_EMBED_SECONDS:
+                break
+            try:
+                response = self.client().embeddings.create(
+                    model=self.model, inputs=batch, timeout_ms=int(budget * 1000), retries=None
+                )
+                return self._vectors(response, len(batch))
+            except EmbeddingFailed:
+                raise
+            except Exception as exc:  # every failure becomes EmbeddingFailed below
+                failure = classify(exc)
+            if not failure.retryable or attempt == MAX_ATTEMPTS:
+                break
+            wait = failure.retry_after
+            if wait is None:
+                wait = min(2.0, 0.25 * 2 ** (attempt - 1)) + random.uniform(0, 0.1)
+            if wait > MAX_RETRY_AFTER or deadline.remaining() - wait < MIN_EMBED_SECONDS:
+                break
+            time.sleep(wait)
+        logger.warning("mistral embeddings failed: %s (attempts=%d)", failure.reason, attempt)
+        raise EmbeddingFailed(failure.reason)
+
+    def _vectors(self, response: Any, expected: int) -> list[list[float]]:
+        """The vectors in input order, checked for count and size."""
+        items = sorted(getattr(response, "data", None) or [], key=lambda item: item.index or 0)
+        vectors = [list(item.embedding or []) for item in items]
+        if len(vectors) != expected or any(len(v) != self.dimensions for v in vectors):
+            logger.warning("mistral embeddings: unexpected response shape")
+            raise EmbeddingFailed("invalid response")
+        return vectors

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
 from bot.knowledge.store import Chunk, Document, KnowledgeStore, KnowledgeUnavailable
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 __all__ = [
     "Chunk",
@@ -13,17 +17,55 @@ __all__ = [
     "KnowledgeStore",
     "KnowledgeUnavailable",
     "SqliteKnowledgeStore",
+    "open_graph_store",
     "open_knowledge_store",
 ]
 
 KNOWLEDGE_DB_NAME = "knowledge.sqlite3"
 
 
-def open_knowledge_store(data_dir: str) -> KnowledgeStore:
-    """The embedded SQLite FTS5 store at `{data_dir}/knowledge.sqlite3` (dir created)."""
-    # A graph backend (Neo4j / FalkorDB) will be chosen here once settings configure one.
+def open_knowledge_store(settings: Settings) -> KnowledgeStore:
+    """The graph store when `neo4j.uri` is set, else SQLite FTS5 in the data directory.
+
+    Neither connects to a server here: a graph that is down at start-up makes /health
+    degraded and questions answered with "knowledge unavailable", never a failed start."""
+    if settings.neo4j_uri:
+        return open_graph_store(settings)
     try:
-        os.makedirs(data_dir, exist_ok=True)
+        os.makedirs(settings.data_dir, exist_ok=True)
     except OSError as exc:
-        raise KnowledgeUnavailable(f"cannot create data directory {data_dir!r}: {exc}") from exc
-    return SqliteKnowledgeStore(os.path.join(data_dir, KNOWLEDGE_DB_NAME))
+        raise KnowledgeUnavailable(
+            f"cannot create data directory {settings.data_dir!r}: {exc}"
+        ) from exc
+    return SqliteKnowledgeStore(os.path.join(settings.data_dir, KNOWLEDGE_DB_NAME))
+
+
+def open_graph_store(settings: Settings) -> KnowledgeStore:
+    """Neo4j or FalkorDB over Bolt, with mistral-embed vectors when a key is configured."""
+    from bot.knowledge.graph import GraphKnowledgeStore
+    from bot.knowledge.graph_client import GraphClient
+    from bot.knowledge.graph_schema import GraphSchema
+
+    embedder = None
+    if settings.neo4j_embeddings and settings.mistral_api_key:
+        from bot.answer.mistral import MistralEmbedder
+
+        embedder = MistralEmbedder(settings.mistral_api_key, settings.mistral_server_url or None)
+    schema = GraphSchema(
+        chunk_label=settings.neo4j_chunk_label,
+        document_label=settings.neo4j_document_label,
+        text_property=settings.neo4j_text_property,
+        embedding_property=settings.neo4j_embedding_property,
+        fulltext_index=settings.neo4j_fulltext_index,
+        vector_index=settings.neo4j_vector_index,
+    )
+    client = GraphClient(
+        settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password, settings.neo4j_database
+    )
+    return GraphKnowledgeStore(
+        client,
+        schema,
+        dialect=settings.neo4j_dialect,
+        embedder=embedder,
+        retrieval_query=settings.neo4j_retrieval_query,
+    )

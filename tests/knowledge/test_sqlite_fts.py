@@ -13,6 +13,7 @@ from bot.deadline import Deadline
 from bot.knowledge import open_knowledge_store, sqlite_fts
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore, build_match_query
 from bot.knowledge.store import Document, KnowledgeUnavailable
+from bot.settings import Settings
 
 
 @pytest.fixture
@@ -210,7 +211,7 @@ def test_closed_store_and_broken_files_raise_knowledge_unavailable(tmp_path: Pat
 
 
 def test_open_knowledge_store_creates_the_data_dir(tmp_path: Path) -> None:
-    store = open_knowledge_store(str(tmp_path / "data" / "nested"))
+    store = open_knowledge_store(Settings(data_dir=str(tmp_path / "data" / "nested")))
     try:
         assert (tmp_path / "data" / "nested" / "knowledge.sqlite3").exists()
         assert store.backend == "sqlite"

@@ -1,0 +1,190 @@
+"""The graph model, the Dialect protocol and the Cypher both dialects share.
+
+(:Document {id, title, kind, source, date, sha256, updated_at})-[:HAS_CHUNK]->
+(:Chunk {id, seq, text, speakers, title, date, doc_id, embedding?}) and
+(:Person {name})-[:SPOKE_IN {order}]->(:Document). Title and date are copied onto each
+chunk so the full-text index matches title words and every passage can name its source.
+Labels, the text and embedding properties and index names come from config.json, so an
+existing graph with another schema can be searched; they are checked identifiers and are
+always backtick-quoted. Values, user text above all, only ever travel as parameters;
+only numbers we produced ourselves (limits, node ids, vectors) are written into Cypher.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from bot.knowledge.embedder import EMBEDDING_DIMENSIONS
+from bot.knowledge.store import KnowledgeUnavailable
+
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def quote(name: str) -> str:
+    """A checked identifier in backticks; anything else is refused, never escaped."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a safe Cypher identifier: {name!r}")
+    return f"`{name}`"
+
+
+def vector_literal(values: Sequence[float]) -> str:
+    """A Cypher list literal of finite floats (our embeddings, never user text)."""
+    numbers = [float(v) for v in values]
+    if not all(math.isfinite(v) for v in numbers):
+        raise ValueError("a vector must hold finite numbers")
+    return "[" + ",".join(repr(v) for v in numbers) + "]"
+
+
+@dataclass(frozen=True)
+class GraphSchema:
+    """Names of the labels, properties and indexes the store reads and writes."""
+
+    chunk_label: str = "Chunk"
+    document_label: str = "Document"
+    person_label: str = "Person"
+    text_property: str = "text"
+    embedding_property: str = "embedding"
+    fulltext_index: str = "chunk_fulltext"
+    vector_index: str = "chunk_embedding"
+    dimensions: int = EMBEDDING_DIMENSIONS
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.type == "str":
+                quote(getattr(self, f.name))
+
+    @property
+    def chunk(self) -> str:
+        return quote(self.chunk_label)
+
+    @property
+    def document(self) -> str:
+        return quote(self.document_label)
+
+    @property
+    def person(self) -> str:
+        return quote(self.person_label)
+
+    @property
+    def text(self) -> str:
+        return quote(self.text_property)
+
+    @property
+    def embedding(self) -> str:
+        return quote(self.embedding_property)
+
+
+Statement = tuple[str, dict[str, Any]]
+
+
+class Dialect(Protocol):
+    """What differs between Neo4j and FalkorDB: DDL, search procedures, parameters."""
+
+    name: str
+    vector_order: str  # "DESC" when a higher score is closer, "ASC" for a distance
+    node_id: str  # Cypher for `c`'s identity (returned at creation, used to set vectors)
+    list_indexes: str | None  # lists existing indexes; None when IF NOT EXISTS suffices
+    max_statement_bytes: int | None  # query + rendered parameters, when the server has a cap
+    rerank: bool  # full-text candidates are ranked by graph_rank.bm25, not by the engine
+
+    def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
+        """A statement returning rows of {term, chunks, frequency}, if the engine needs them."""
+        ...
+
+    def fulltext_query(self, text: str, frequencies: list[dict] | None = None) -> str:
+        """Free user text as a safe query string for this engine ("" = nothing to find)."""
+        ...
+
+    def fulltext_call(self, schema: GraphSchema, query: str, limit: int) -> Statement:
+        """A CALL yielding `node, score` for the full-text query, best first."""
+        ...
+
+    def vector_call(self, schema: GraphSchema, vector: list[float], limit: int) -> Statement:
+        """A CALL yielding `node, score` for the nearest chunks."""
+        ...
+
+    def set_vectors(self, schema: GraphSchema, pairs: list[tuple[Any, list[float]]]) -> list:
+        """Statements storing (node id, vector) pairs as indexable vectors."""
+        ...
+
+    def encode_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Parameters as this server must receive them to read them back unchanged."""
+        ...
+
+    def stored_text(self, text: str) -> str:
+        """Chunk text as written, so that the full-text index sees every word."""
+        ...
+
+    def shown_text(self, text: str) -> str:
+        """Stored chunk text as users see it (undoes stored_text)."""
+        ...
+
+    def index_statements(
+        self, schema: GraphSchema, vectors: bool, existing: list[dict[str, Any]]
+    ) -> list[str]:
+        """Statements creating the indexes that are missing."""
+        ...
+
+
+def rendered_bytes(value: Any) -> int:
+    """An upper bound of a parameter's size once written out as Cypher text."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8")) + sum(value.count(c) for c in "'\"\\\n\r\t") + 2
+    if isinstance(value, dict):
+        return 2 + sum(len(str(k)) + 4 + rendered_bytes(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return 2 + sum(rendered_bytes(v) + 2 for v in value)
+    return 26  # numbers, booleans, null
+
+
+def statement_bytes(query: str, params: dict[str, Any]) -> int:
+    """An upper bound of query text plus parameters as a server that renders them sees it."""
+    if not params:
+        return 0  # nothing is rendered: FalkorDB takes parameter-free queries of any size
+    return len(query.encode("utf-8")) + 8 + rendered_bytes(params)
+
+
+def run(tx: Any, dialect: Dialect, query: str, params: dict[str, Any] | None = None) -> Any:
+    """Run one statement, refusing (never sending) one the server could not survive."""
+    params = params or {}
+    limit = dialect.max_statement_bytes
+    # Measured before encoding: rendered_bytes already counts the escapes it will add.
+    if limit is not None and statement_bytes(query, params) > limit:
+        raise KnowledgeUnavailable(f"statement too large for {dialect.name}'s Bolt parameters")
+    return tx.run(query, dialect.encode_params(params))
+
+
+def hits_query(schema: GraphSchema, dialect: Dialect, call: str, order: str, limit: int) -> str:
+    """Wrap a search CALL: best hits first, each with its document's metadata."""
+    return (
+        f"{call} WITH node AS c, score ORDER BY score {order} LIMIT {int(limit)} "
+        f"OPTIONAL MATCH (d:{schema.document})-[:HAS_CHUNK]->(c) "
+        f"RETURN coalesce(c.id, toString({dialect.node_id})) AS chunk_id, "
+        f"c.{schema.text} AS text, coalesce(d.id, c.doc_id, '') AS document_id, "
+        "coalesce(d.title, c.title, '') AS title, coalesce(d.date, c.date, '') AS date, "
+        f"coalesce(c.speakers, []) AS speakers, score ORDER BY score {order}"
+    )
+
+
+def read_queries(schema: GraphSchema) -> dict[str, str]:
+    """The small read queries, by name."""
+    d, c, p = schema.document, schema.chunk, schema.person
+    return {
+        "sha": f"MATCH (d:{d} {{id: $id}}) RETURN d.sha256 AS sha LIMIT 1",
+        "documents": f"MATCH (d:{d}) RETURN count(d) AS n",
+        "chunks": f"MATCH (c:{c}) RETURN count(c) AS n",
+        "people": f"MATCH (p:{p})-[:SPOKE_IN]->() RETURN count(DISTINCT toLower(p.name)) AS n",
+        "version": f"MATCH (d:{d}) RETURN count(d) AS n, max(d.updated_at) AS t",
+        "spoke_in": (
+            f"MATCH (p:{p})-[r:SPOKE_IN]->(d:{d} {{id: $id}}) "
+            "RETURN p.name AS name ORDER BY r.order, p.name"
+        ),
+        "embedded": (
+            f"MATCH (c:{c}) WHERE c.{schema.embedding} IS NOT NULL RETURN 1 AS found LIMIT 1"
+        ),
+        "ping": "RETURN 1 AS ok",
+    }

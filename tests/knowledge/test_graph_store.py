@@ -1,0 +1,226 @@
+"""The graph store against a real FalkorDB over Bolt, through the real neo4j driver."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.answer.mistral import MistralEmbedder
+from bot.deadline import Deadline
+from bot.knowledge.formats import find_format, formats, parse_file
+from bot.knowledge.graph import GraphKnowledgeStore
+from bot.knowledge.graph_client import GraphClient
+from bot.knowledge.graph_schema import GraphSchema
+from bot.knowledge.ingest import ingest_paths
+from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
+from bot.knowledge.store import Chunk, Document
+from tests.fakes.mistral_server import MistralStub, embed
+from tests.knowledge.paths import REPO_ROOT, SAMPLE_DIR
+from tests.knowledge.test_graph_text import HOSTILE
+from tests.services.falkordb import FalkorDBServer
+
+FIXTURES = REPO_ROOT / "tests" / "knowledge" / "fixtures"
+ZOOM_CALL = FIXTURES / "vtt" / "2026-03-10_zoom-budget-call.vtt"
+KEY = "sk-graph-test-0123456789"
+
+
+def open_store(server: FalkorDBServer, **options) -> GraphKnowledgeStore:
+    return GraphKnowledgeStore(GraphClient(server.bolt_url, "falkordb", ""), **options)
+
+
+@pytest.fixture(scope="module")
+def shared(falkordb_session: FalkorDBServer) -> Iterator[GraphKnowledgeStore]:
+    # One driver for the module: FalkorDB stalls the first connection after a closed one.
+    store = open_store(falkordb_session)  # dialect "auto": detected on first use
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def graph(shared: GraphKnowledgeStore, falkordb: FalkorDBServer) -> GraphKnowledgeStore:
+    """The module's store on an empty graph."""
+    return shared
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """One file of every format the registry knows."""
+    root = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_DIR, root)
+    shutil.copytree(FIXTURES / "vtt", root / "vtt")
+    shutil.copytree(FIXTURES / "whatsapp", root / "whatsapp")
+    turns = [{"speaker": "PhD A", "content": "The corpus is ready ."}] * 2
+    (root / "Bed099.json").write_text(json.dumps({"meeting_transcripts": turns}))
+    (root / "plain-note.txt").write_text("A plain note about the audit in March.\n")
+    found = {find_format(p, p.read_bytes()).name for p in root.rglob("*") if p.is_file()}
+    assert found == {f.name for f in formats()}
+    return root
+
+
+def search(store: GraphKnowledgeStore, question: str, k: int = 5):
+    return store.search(question, k, Deadline(5))
+
+
+def test_ingest_every_format_then_reingest_without_duplicates(graph, corpus, tmp_path) -> None:
+    first = ingest_paths(graph, [str(corpus)], progress=False)
+    assert first.errors == [] and first.documents_added == len(list(corpus.rglob("*.*")))
+    assert graph.backend == "falkordb"
+    with SqliteKnowledgeStore(str(tmp_path / "reference.sqlite3")) as reference:
+        ingest_paths(reference, [str(corpus)], progress=False)
+        expected = reference.counts()
+    assert graph.counts() == expected
+    version = graph.version()
+
+    again = ingest_paths(graph, [str(corpus)], progress=False)
+    assert (again.documents_added, again.documents_updated) == (0, 0)
+    assert graph.counts() == expected and graph.version() == version
+
+    (corpus / "plain-note.txt").write_text("A plain note: the audit moved to June.\n")
+    changed = ingest_paths(graph, [str(corpus)], progress=False)
+    assert (changed.documents_updated, changed.documents_skipped) == (1, first.documents_added - 1)
+    assert graph.counts() == expected and graph.version() != version
+    texts = [p.text for p in search(graph, "audit")]
+    assert any("moved to June" in t for t in texts)
+    assert not any("audit in March" in t for t in texts)  # the old version is gone
+
+
+def test_fulltext_passages_name_their_source(graph) -> None:
+    ingest_paths(graph, [str(SAMPLE_DIR)], progress=False)
+    top = search(graph, "why was Germany deprioritised?")[0]
+    assert "Germany" in top.text
+    assert top.source == "Country prioritisation meeting: 2026 focus countries (2026-02-18)"
+    assert (top.title, top.date) == (
+        "Country prioritisation meeting: 2026 focus countries",
+        "2026-02-18",
+    )
+    assert top.document_id and top.chunk_id.startswith(top.document_id)
+    results = search(graph, "budget chemicals Germany meeting notes", k=3)
+    assert len(results) == 3 and [p.score for p in results] == sorted(
+        (p.score for p in results), reverse=True
+    )
+    assert search(graph, "Germany", k=0) == []
+
+
+def test_who_spoke_in_a_meeting_comes_from_the_graph(graph) -> None:
+    ingest_paths(graph, [str(SAMPLE_DIR), str(ZOOM_CALL)], progress=False)
+    speakers = parse_file(ZOOM_CALL, ZOOM_CALL.read_bytes()).people
+    first = search(graph, "Who spoke in the Zoom budget call?")[0]
+    assert first.title == "Zoom budget call" and first.speakers == speakers
+    assert first.text.startswith("People in Zoom budget call (2026-03-10): ")
+    assert all(name in first.text for name in speakers)
+    unea = search(graph, "who attended the UNEA meeting?")[0]
+    assert unea.title.startswith("UNEA-8") and "Amara Okafor" in unea.text
+
+
+@pytest.mark.parametrize("question", HOSTILE, ids=lambda q: repr(q[:12]))
+def test_hostile_questions_never_raise_nor_harm_the_server(graph, question) -> None:
+    graph.upsert(doc("d1", "The budget (draft) is 12,000 euros: Amara's call."))
+    assert isinstance(search(graph, question), list)
+    assert [p.document_id for p in search(graph, "budget")] == ["d1"]  # still alive, intact
+
+
+def doc(doc_id: str, *texts: str, people: tuple[str, ...] = (), sha: str = "s1") -> Document:
+    chunks = tuple(Chunk(seq=i, text=t) for i, t in enumerate(texts))
+    return Document(doc_id, f"Title {doc_id}", "text", f"{doc_id}.txt", "", sha, chunks, people)
+
+
+def test_any_text_is_stored_exactly(graph) -> None:
+    tricky = "It's a \\path\\ with 'quotes', \"doubles\", `ticks`, {braces} and $dollars\n"
+    # ~4,000 bytes: more than one FalkorDB statement can carry, so it is sent in pieces.
+    long = "Zoë's café — 会议记录：预算草案。\n" * 110
+    graph.upsert(doc("q1", tricky + "marker one", long, people=("O'Brien", "Zoë \\ Test")))
+    assert [p.text for p in search(graph, "marker")] == [tricky + "marker one"]
+    assert [p.text for p in search(graph, "café")] == [long]
+    assert graph.counts() == {"documents": 1, "chunks": 2, "people": 2}
+
+
+def test_a_custom_retrieval_query_from_config(graph, falkordb) -> None:
+    custom = open_store(
+        falkordb,
+        dialect="falkordb",
+        retrieval_query=(
+            "CALL db.idx.fulltext.queryNodes('Chunk', $query) YIELD node, score "
+            "MATCH (d:Document)-[:HAS_CHUNK]->(node) "
+            "RETURN node.text AS text, 'custom: ' + d.title AS source, score, d.id AS document_id "
+            "ORDER BY score DESC LIMIT $k"
+        ),
+    )
+    try:
+        ingest_paths(graph, [str(SAMPLE_DIR)], progress=False)
+        results = custom.search("Germany deprioritised", 3, Deadline(5))
+        assert results and all(p.source.startswith("custom: ") for p in results)
+        assert "Germany" in results[0].text
+        assert isinstance(custom.search("it's ' OR 1=1 //", 3, Deadline(5)), list)
+    finally:
+        custom.close()
+
+
+def test_another_schema_by_configuration(falkordb) -> None:
+    schema = GraphSchema(chunk_label="Passage", document_label="Source", text_property="body")
+    store = open_store(falkordb, dialect="falkordb", schema=schema)
+    try:
+        store.upsert(doc("s1", "The audit starts in March."))
+        assert [p.text for p in store.search("audit", 3, Deadline(5))] == [
+            "The audit starts in March."
+        ]
+        assert b":1\r\n" in falkordb.redis(
+            "GRAPH.QUERY", "falkordb", "MATCH (p:Passage) RETURN count(p)"
+        )
+        assert store.counts() == {"documents": 1, "chunks": 1, "people": 0}
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def mistral() -> Iterator[MistralStub]:
+    with MistralStub() as stub:
+        yield stub
+
+
+def synonym_of(word: str) -> str:
+    """A made-up word the stand-in embeds exactly like `word` (same hashed feature): only
+    the vector leg can see that the two mean the same."""
+    return next(w for w in (f"zq{i}" for i in itertools.count()) if embed(w) == embed(word))
+
+
+def test_vector_and_hybrid_search_with_embeddings(falkordb, mistral, caplog) -> None:
+    embedder = MistralEmbedder(KEY, server_url=mistral.url)
+    store = open_store(falkordb, dialect="falkordb", embedder=embedder)
+    try:
+        store.upsert(doc("lex", "Quarterly budget review for the travel line."))
+        store.upsert(doc("sem", "Reimbursement rules.", "The falcon project timeline."))
+        embedded = [r.json for r in mistral.requests if r.path == "/v1/embeddings"]
+        assert sum(len(b.get("input") or b.get("inputs")) for b in embedded) == 3
+        mistral.reset()
+
+        only_vector = store.search(synonym_of("falcon"), 3, Deadline(5))
+        assert only_vector[0].chunk_id == "sem:1"  # no shared word: the vector leg found it
+        asked = [r.json for r in mistral.requests if r.path == "/v1/embeddings"]
+        assert len(asked) == 1
+
+        hybrid = store.search("falcon timeline budget", 3, Deadline(5))
+        assert {p.chunk_id for p in hybrid[:2]} == {"sem:1", "lex:0"}
+
+        mistral.statuses = [500] * 8  # the embeddings API fails: full-text still answers
+        with caplog.at_level(logging.WARNING):
+            assert store.search("travel budget", 3, Deadline(3))[0].chunk_id == "lex:0"
+        assert "full-text only" in caplog.text
+    finally:
+        store.close()
+
+
+def test_no_embedding_call_while_no_chunk_carries_a_vector(graph, falkordb, mistral) -> None:
+    graph.upsert(doc("d1", "The budget line."))  # ingested without an embedder
+    embedder = MistralEmbedder(KEY, server_url=mistral.url)
+    store = open_store(falkordb, dialect="falkordb", embedder=embedder)
+    try:
+        assert store.search("budget", 3, Deadline(5))[0].document_id == "d1"
+        assert not [r for r in mistral.requests if r.path == "/v1/embeddings"]
+    finally:
+        store.close()
