@@ -166,3 +166,16 @@ def test_graph_keys_load_from_config_json(tmp_path) -> None:
     assert (settings.neo4j_text_property, settings.neo4j_embeddings) == ("body", False)
     assert settings.neo4j_retrieval_query == query
     assert settings.neo4j_document_label == "Document"  # defaults for what is not set
+
+
+def test_with_a_mistral_key_chunks_and_questions_are_embedded(graph_app, ask, mistral) -> None:
+    app = graph_app(mistral_api_key="sk-test-graph", mistral_server_url=mistral.url)
+    ingested = [r for r in mistral.requests if r.path == "/v1/embeddings"]
+    assert ingested and app.extensions["bot"].knowledge.embedder is not None
+    mistral.reset()
+    reply, _ = ask(app, "@agent why was Germany deprioritised?")
+    assert reply.startswith("Stub answer to:")
+    paths = [r.path for r in mistral.requests]
+    assert paths == ["/v1/embeddings", "/v1/chat/completions"]  # the question, then the answer
+    prompt = str(mistral.chat_requests[0]["messages"])
+    assert "Country prioritisation meeting" in prompt
