@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from typing import Any
 
@@ -19,23 +18,15 @@ from bot.knowledge.cypher_falkordb import FalkorDialect
 from bot.knowledge.cypher_neo4j import Neo4jDialect
 from bot.knowledge.embedder import Embedder, EmbeddingFailed
 from bot.knowledge.graph_client import GraphClient, GraphQueryError
-from bot.knowledge.graph_rank import CANDIDATE_ROWS, bm25
-from bot.knowledge.graph_schema import (
-    Dialect,
-    GraphSchema,
-    Statement,
-    hits_query,
-    read_queries,
-    run,
-    vector_literal,
+from bot.knowledge.graph_schema import Dialect, GraphSchema, Statement, read_queries, run
+from bot.knowledge.graph_search import (
+    custom_passages,
+    custom_statement,
+    fuse,
+    people_passage,
+    search_hits,
 )
-from bot.knowledge.graph_text import (
-    best_title_match,
-    clip_bytes,
-    is_people_question,
-    people_text,
-    reciprocal_rank_fusion,
-)
+from bot.knowledge.graph_text import best_title_match, is_people_question
 from bot.knowledge.graph_write import write_document
 from bot.knowledge.store import Document, KnowledgeUnavailable
 from bot.models import Passage
@@ -50,16 +41,10 @@ DETECT_DIALECT = (
 MAX_K = 100
 CANDIDATES = 4  # each search leg fetches k * this many hits for fusion to choose from
 WRITE_SECONDS = 120.0  # ingest is offline: one document (embeddings included) gets this long
-SMALL_READ_SECONDS = 5.0  # counts, version, sha lookups (CLI and ingest, not the webhook)
+SMALL_READ_SECONDS = 5.0  # counts and sha lookups (CLI and ingest, not the webhook)
 PING_SECONDS = 1.5  # /health must say "down" quickly
 VERSION_SECONDS = 1.0  # read before every first-turn answer (answer cache key)
 EMBEDDED_CHECK_SECONDS = 60.0  # how long "do chunks carry embeddings?" is remembered
-CUSTOM_QUESTION_BYTES = 1500
-
-
-def source_label(title: str, date: str) -> str:
-    """The human label users see: "Title (2026-03-04)" or "Title"."""
-    return f"{title} ({date})" if date else title
 
 
 class GraphKnowledgeStore:
@@ -157,33 +142,10 @@ class GraphKnowledgeStore:
         """Every candidate of both legs, fused, best first (more than `k` of them)."""
         vector = self._question_vector(query, deadline)
         limit = min(MAX_K, k * CANDIDATES)
-
-        def work(tx: Any) -> list[list[dict]]:
-            frequencies = None
-            if counting := dialect.term_frequencies(self.schema, query):
-                frequencies = run(tx, dialect, *counting).data()
-            legs: list[Statement] = []
-            if text_query := dialect.fulltext_query(query, frequencies):
-                fetch = CANDIDATE_ROWS if dialect.rerank else limit
-                call, params = dialect.fulltext_call(self.schema, text_query, fetch)
-                legs.append((hits_query(self.schema, dialect, call, "DESC", fetch), params))
-            if vector is not None:
-                call, params = dialect.vector_call(self.schema, vector, limit)
-                order = dialect.vector_order
-                legs.append((hits_query(self.schema, dialect, call, order, limit), params))
-            results = [run(tx, dialect, q, p).data() for q, p in legs]
-            if dialect.rerank and frequencies and results and results[0]:
-                results[0] = _ranked(frequencies, results[0])[:limit]
-            return results
-
-        results = self.client.read(work, deadline)
-        rows: dict[str, dict] = {}
-        for leg in results:
-            for row in leg:
-                rows.setdefault(str(row["chunk_id"]), row)
-        rankings = [[str(row["chunk_id"]) for row in leg if row.get("text")] for leg in results]
-        fused = reciprocal_rank_fusion(rankings)
-        return [_passage(rows[key], score, dialect) for key, score in fused]
+        results = self.client.read(
+            lambda tx: search_hits(tx, self.schema, dialect, query, vector, limit), deadline
+        )
+        return fuse(results, dialect)
 
     def _question_vector(self, query: str, deadline: Deadline) -> list[float] | None:
         """The question's embedding when chunks carry embeddings, else None (full-text only)."""
@@ -214,52 +176,17 @@ class GraphKnowledgeStore:
         people = [str(r["name"]) for r in rows if r.get("name")]
         if not people:
             return candidates
-        first = Passage(
-            text=people_text(top.title or top.source, top.date, people),
-            source=top.source,
-            score=candidates[0].score,
-            document_id=top.document_id,
-            title=top.title,
-            date=top.date,
-            speakers=tuple(people),
-        )
-        return [first, *candidates]
+        return [people_passage(top, people, candidates[0].score), *candidates]
 
-    def _custom_search(self, dialect: Dialect, query: str, k: int, deadline: Deadline) -> list:
+    def _custom_search(
+        self, dialect: Dialect, query: str, k: int, deadline: Deadline
+    ) -> list[Passage]:
         """The retrieval query from config.json; it must RETURN text, source and score."""
-        statement = self.retrieval_query
-        params: dict[str, Any] = {
-            # FalkorDB pastes parameters into a ~4 KB buffer: a question needs far less.
-            "question": clip_bytes(query, CUSTOM_QUESTION_BYTES),
-            "query": dialect.fulltext_query(query),
-            "k": k,
-        }
-        if "$embedding" in statement:
+        vector = None
+        if "$embedding" in self.retrieval_query:
             vector = self._question_vector(query, deadline)
-            if dialect.max_statement_bytes is None:
-                params["embedding"] = vector
-            else:  # our own floats, written as a literal: no parameter could carry them
-                literal = vector_literal(vector) if vector is not None else "null"
-                statement = re.sub(r"\$embedding\b", literal, statement)
-        rows = self._read(statement, params, deadline)
-        try:
-            passages = [
-                Passage(
-                    text=dialect.shown_text(str(row["text"] or "")),
-                    source=str(row["source"] or ""),
-                    score=float(row["score"] or 0.0),
-                    document_id=str(row.get("document_id") or ""),
-                    chunk_id=str(row.get("chunk_id") or ""),
-                    title=str(row.get("title") or ""),
-                    date=str(row.get("date") or ""),
-                )
-                for row in rows
-            ]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise KnowledgeUnavailable(
-                f"neo4j.retrieval_query must RETURN text, source and score ({exc!r})"
-            ) from None
-        return sorted((p for p in passages if p.text), key=lambda p: -p.score)[:k]
+        statement, params = custom_statement(self.retrieval_query, dialect, query, k, vector)
+        return custom_passages(self._read(statement, params, deadline), dialect, k)
 
     def document_sha(self, doc_id: str) -> str | None:
         """The stored sha256 ("" for an interrupted ingest), or None if not stored."""
@@ -322,24 +249,3 @@ class GraphKnowledgeStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _ranked(frequencies: list[dict], rows: list[dict]) -> list[dict]:
-    """Full-text candidates in BM25 order (see graph_rank.py)."""
-    counts = {str(r["term"]): int(r["frequency"]) for r in frequencies}
-    chunks = max([int(r["chunks"]) for r in frequencies] + [len(rows)])
-    return [row for row, _ in bm25(list(counts), counts, chunks, rows)]
-
-
-def _passage(row: dict, score: float, dialect: Dialect) -> Passage:
-    title, date = str(row.get("title") or ""), str(row.get("date") or "")
-    return Passage(
-        text=dialect.shown_text(str(row.get("text") or "")),
-        source=source_label(title, date) or str(row.get("document_id") or "graph"),
-        score=score,
-        document_id=str(row.get("document_id") or ""),
-        chunk_id=str(row.get("chunk_id") or ""),
-        title=title,
-        date=date,
-        speakers=tuple(str(s) for s in row.get("speakers") or ()),
-    )

@@ -17,6 +17,7 @@ from bot.knowledge.graph_schema import (
     run,
     vector_literal,
 )
+from bot.knowledge.graph_search import custom_statement
 from bot.knowledge.graph_write import write_document
 from bot.knowledge.store import Chunk, Document, KnowledgeUnavailable
 
@@ -184,3 +185,16 @@ def test_neo4j_vectors_travel_as_parameters() -> None:
     query, params = next((q, p) for q, p in tx.statements if "row.embedding" in q)
     assert "elementId(c) = row.node" in query
     assert params["rows"] == [{"node": 100, "embedding": [0.5, 0.5]}]
+
+
+def test_a_custom_retrieval_query_gets_its_parameters() -> None:
+    query = (
+        "CALL x($query, $embedding) YIELD node, score RETURN node.t AS text, 's' AS source, score"
+    )
+    statement, params = custom_statement(query, NEO4J, "it's the budget", 5, [0.5])
+    assert statement == query and params["embedding"] == [0.5]
+    assert params["question"] == "it's the budget" and params["query"] == '"budget"'
+    statement, params = custom_statement(query, FALKOR, "x" * 5000, 5, [0.5, 0.25])
+    assert "$embedding" not in statement and "[0.5,0.25]" in statement  # a literal, see above
+    assert "embedding" not in params and len(params["question"]) == 1500
+    assert "null" in custom_statement(query, FALKOR, "budget", 5, None)[0]
