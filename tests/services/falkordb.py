@@ -95,7 +95,8 @@ class FalkorDBServer:
                     return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("FalkorDB did not start")
+        self.stop(kill=True)  # never leave a half-started server behind
+        raise RuntimeError("FalkorDB did not start (is Bolt's port below 32768?)")
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server: SIGTERM saves the data first, `kill=True` loses it (a crash)."""
