@@ -43,7 +43,7 @@ class Settings:
     max_conversation_history: int = 10
     response_timeout_seconds: float = 12.0
     enable_group_chat: bool = False
-    context_limit: int = 5
+    context_limit: int = 10  # 10 passages of ~600 characters fill a 6,000-character context
     require_mention: bool = True
     max_reply_messages: int = 3
     max_question_chars: int = 1000
