@@ -36,5 +36,11 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Load and scale benchmarks (several minutes; not part of `make test`): each writes its
+# section of docs/PERFORMANCE.md. PostgreSQL and FalkorDB are included when installed.
+bench: $(VENV)/.dev
+	$(PY) benchmarks/webhook_load.py
+	$(PY) benchmarks/retrieval_scale.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

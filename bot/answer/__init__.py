@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 
 from bot.answer.base import Answerer, AnswerFailed
 from bot.answer.extractive import ExtractiveAnswerer
@@ -10,6 +12,8 @@ from bot.deadline import Deadline
 from bot.models import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_POOL_SIZE = 64
 
 __all__ = ["AnswerFailed", "Answerer", "ExtractiveAnswerer", "FallbackAnswerer", "build_answerer"]
 
@@ -50,6 +54,19 @@ class FallbackAnswerer:
             close()
 
 
+def pool_size(environ: Mapping[str, str] | None = None) -> int:
+    """HTTP connections to keep for the model: one per gunicorn thread, at least 64.
+
+    Each thread makes at most one model call at a time; with fewer connections than
+    threads, the extra calls would queue for a connection inside their own budget."""
+    env = os.environ if environ is None else environ
+    try:
+        threads = int(env.get("GUNICORN_THREADS", "") or 0)
+    except ValueError:
+        threads = 0
+    return max(DEFAULT_POOL_SIZE, threads)
+
+
 def build_answerer(api_key: str | None, model: str, server_url: str | None = None) -> Answerer:
     """Extractive without a key (no HTTP ever); Mistral with an extractive fallback otherwise."""
     if not api_key:
@@ -57,4 +74,6 @@ def build_answerer(api_key: str | None, model: str, server_url: str | None = Non
     # Imported here so the SDK is only loaded when a key makes it useful.
     from bot.answer.mistral import MistralAnswerer
 
-    return FallbackAnswerer(MistralAnswerer(api_key, model, server_url=server_url))
+    return FallbackAnswerer(
+        MistralAnswerer(api_key, model, server_url=server_url, pool_size=pool_size())
+    )

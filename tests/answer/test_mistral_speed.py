@@ -1,0 +1,58 @@
+"""What keeps the model call cheap under load: the SDK's per-call work cached, one pooled
+connection per gunicorn thread (see docs/PERFORMANCE.md, "Webhook load")."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import ConfigDict
+
+from bot.answer import DEFAULT_POOL_SIZE, FallbackAnswerer, build_answerer, pool_size
+from bot.answer.mistral import sdk_messages, speed_up_sdk
+from bot.deadline import Deadline
+
+
+def test_the_sdk_builds_each_pydantic_model_class_once():
+    from mistralai.client.utils import queryparams, serializers
+
+    assert hasattr(serializers.create_model, "__wrapped__"), "speed-up not applied"
+    assert speed_up_sdk() is False  # applying it twice changes nothing
+    config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+    first = serializers.create_model("Unmarshaller", body=(int | None, ...), __config__=config)
+    again = serializers.create_model("Unmarshaller", body=(int | None, ...), __config__=config)
+    other = serializers.create_model("Unmarshaller", body=(str | None, ...), __config__=config)
+    assert first is again and other is not first
+    assert other(body="x").body == "x"
+    assert hasattr(queryparams.get_type_hints, "__wrapped__")
+
+
+def test_sdk_messages_send_the_same_json_as_dicts(stub, mistral, passages, turns):
+    mistral.answer("Who attended?", passages, turns, Deadline(5))
+    [request] = stub.requests
+    sent = request.json["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    dicts = [{"role": m["role"], "content": m["content"]} for m in sent]
+    assert [{"role": m.role, "content": m.content} for m in sdk_messages(dicts)] == dicts
+    assert json.dumps(sent)  # plain JSON, as with dict messages
+
+
+def test_repeated_answers_stay_correct_with_the_cached_classes(stub, mistral, passages):
+    for n in range(3):
+        stub.reply = f"Answer number {n}."
+        answer = mistral.answer(f"Question {n}?", passages, [], Deadline(5))
+        assert answer.text.startswith(f"Answer number {n}.")
+
+
+def test_the_connection_pool_follows_the_gunicorn_threads():
+    assert pool_size({}) == DEFAULT_POOL_SIZE
+    assert pool_size({"GUNICORN_THREADS": "8"}) == DEFAULT_POOL_SIZE
+    assert pool_size({"GUNICORN_THREADS": "128"}) == 128
+    assert pool_size({"GUNICORN_THREADS": "many"}) == DEFAULT_POOL_SIZE
+
+
+def test_build_answerer_sizes_the_pool_from_the_environment(monkeypatch, stub):
+    monkeypatch.setenv("GUNICORN_THREADS", "150")
+    answerer = build_answerer("key", "mistral-small-latest", stub.url)
+    assert isinstance(answerer, FallbackAnswerer)
+    assert answerer.primary.pool_size == 150
+    answerer.close()
