@@ -180,13 +180,17 @@ class SqliteKnowledgeStore:
         """The top rows by bm25, scoring only rows that hold the rarest terms at scale."""
         match = " OR ".join(terms)
         counts = {t: conn.execute(_COUNT, (t,)).fetchone()[0] for t in terms}
+        # A term found nowhere must not become the gate: it would let no row through.
+        present = sorted((t for t in terms if counts[t]), key=counts.__getitem__)
         rare, rows = [], 0
-        for term in sorted(terms, key=counts.__getitem__):
+        for term in present:
             if rare and rows + counts[term] > CANDIDATE_ROWS:
                 break
             rare.append(term)
             rows += counts[term]
-        if len(rare) == len(terms):
+        if not present:
+            return []
+        if len(rare) == len(present):
             return conn.execute(_SEARCH, (match, k)).fetchall()
         return conn.execute(_GATED_SEARCH, (match, " OR ".join(rare), k)).fetchall()
 

@@ -260,3 +260,16 @@ def test_at_scale_only_rows_with_the_rarest_terms_are_ranked(
     assert [p.chunk_id for p in gated] == [c for c in full if c in {p.chunk_id for p in gated}]
     assert {p.chunk_id for p in gated} == {"notes:10", "notes:20", "notes:30", "notes:60"}
     assert all("Kenya" in p.text for p in gated)
+
+
+def test_a_word_found_nowhere_does_not_gate_out_every_row(
+    store: SqliteKnowledgeStore,
+    make_doc: Callable[..., Document],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "quotation" is in no chunk; "plastics" is common. The gate must not be "quotation".
+    store.upsert(make_doc("notes", *[f"Plastics note {i}." for i in range(20)]))
+    monkeypatch.setattr(sqlite_fts, "CANDIDATE_ROWS", 5)
+    found = search(store, "plastics quotation", k=3)
+    assert len(found) == 3 and all("Plastics" in p.text for p in found)
+    assert search(store, "quotation", k=3) == []
