@@ -202,14 +202,46 @@ def speed_up_sdk() -> bool:
 speed_up_sdk()
 
 
-def _sdk_client(api_key: str, server_url: str | None, pool_size: int) -> tuple[Any, Mistral]:
-    """A pooled HTTP client and the SDK on top of it; the SDK never retries by itself."""
-    http = httpx2.Client(
-        limits=httpx2.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
-        follow_redirects=True,
-    )
-    # retry_config=None: we retry ourselves, within the deadline.
-    return http, Mistral(api_key=api_key, server_url=server_url, client=http, retry_config=None)
+class _ProcessClient:
+    """One pooled HTTP client and SDK per process: created on first use, again after a fork."""
+
+    def __init__(self, api_key: str, server_url: str | None, pool_size: int) -> None:
+        self._api_key, self._server_url, self._pool_size = api_key, server_url, pool_size
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._http: httpx2.Client | None = None
+        self._sdk: Mistral | None = None
+
+    def get(self) -> Mistral:
+        """This process's SDK client."""
+        pid, sdk = os.getpid(), self._sdk
+        if sdk is not None and self._pid == pid:
+            return sdk
+        with self._lock:
+            if self._sdk is None or self._pid != pid:
+                # After a fork the parent's sockets are shared: drop them, never close them.
+                limits = httpx2.Limits(
+                    max_connections=self._pool_size, max_keepalive_connections=self._pool_size
+                )
+                self._http = httpx2.Client(limits=limits, follow_redirects=True)
+                # retry_config=None: we retry ourselves, within the deadline.
+                self._sdk = Mistral(
+                    api_key=self._api_key,
+                    server_url=self._server_url,
+                    client=self._http,
+                    retry_config=None,
+                )
+                self._pid = pid
+            return self._sdk
+
+    def close(self) -> None:
+        """Close this process's connections; a parent's are only forgotten."""
+        with self._lock:
+            http, owned = self._http, self._pid == os.getpid()
+            self._http = self._sdk = None
+            self._pid = 0
+        if http is not None and owned:
+            http.close()
 
 
 class MistralAnswerer:
@@ -238,35 +270,18 @@ class MistralAnswerer:
         self.temperature = temperature
         self.reserve = max(0.0, reserve)
         self.max_passage_chars = max_passage_chars
-        self._lock = threading.Lock()
-        self._pid = 0
-        self._http: httpx2.Client | None = None
-        self._sdk: Mistral | None = None
+        self._client = _ProcessClient(api_key, self.server_url, self.pool_size)
 
     def __repr__(self) -> str:  # never show the key
         return f"MistralAnswerer(model={self.model!r}, server_url={self.server_url!r})"
 
     def client(self) -> Mistral:
         """The process's SDK client, created on first use and again after a fork."""
-        pid = os.getpid()
-        sdk = self._sdk
-        if sdk is not None and self._pid == pid:
-            return sdk
-        with self._lock:
-            if self._sdk is None or self._pid != pid:
-                # After a fork the parent's sockets are shared: drop them, never close them.
-                http, self._sdk = _sdk_client(self._api_key, self.server_url, self.pool_size)
-                self._http, self._pid = http, pid
-            return self._sdk
+        return self._client.get()
 
     def close(self) -> None:
         """Close this process's HTTP connections; the next call opens new ones."""
-        with self._lock:
-            http, owned = self._http, self._pid == os.getpid()
-            self._http = self._sdk = None
-            self._pid = 0
-        if http is not None and owned:
-            http.close()
+        self._client.close()
 
     reset = after_fork = close
 
@@ -384,30 +399,18 @@ class MistralEmbedder:
         self.model = model
         self.batch_size = max(1, batch_size)
         self.pool_size = max(1, pool_size)
-        self._lock = threading.Lock()
-        self._pid = 0
-        self._http: Any = None
-        self._sdk: Mistral | None = None
+        self._client = _ProcessClient(api_key, self.server_url, self.pool_size)
 
     def __repr__(self) -> str:  # never show the key
         return f"MistralEmbedder(model={self.model!r}, server_url={self.server_url!r})"
 
     def client(self) -> Mistral:
         """The process's SDK client, created on first use and again after a fork."""
-        with self._lock:
-            if self._sdk is None or self._pid != os.getpid():
-                self._http, self._sdk = _sdk_client(self._api_key, self.server_url, self.pool_size)
-                self._pid = os.getpid()
-            return self._sdk
+        return self._client.get()
 
     def close(self) -> None:
         """Close this process's HTTP connections; the next call opens new ones."""
-        with self._lock:
-            http, owned = self._http, self._pid == os.getpid()
-            self._http = self._sdk = None
-            self._pid = 0
-        if http is not None and owned:
-            http.close()
+        self._client.close()
 
     after_fork = close
 
