@@ -12,6 +12,8 @@ import re
 from collections.abc import Hashable, Iterable, Sequence
 from typing import TypeVar
 
+from bot.knowledge.fts_query import STOPWORDS  # one stopword list for every store
+
 K = TypeVar("K", bound=Hashable)
 
 MAX_TERMS = 32  # a pasted essay should not become a 500-term OR query
@@ -20,15 +22,6 @@ MAX_QUERY_BYTES = 1500
 MAX_TERM_BYTES = 100
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
 
-STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be been before being
-    between both but by can could did do does doing done during each few for from had has
-    have having he her here hers him his how i if in into is it its itself just me might
-    more most my no nor not of off on once only or other our ours out over own please
-    same she should so some such tell than that the their theirs them then there these
-    they this those through to too under until up us very was we were what when where
-    which while who whom why will with would you your yours""".split()
-)
 # Letters and digits, with inner underscores kept: both engines index `blue_falcon` as
 # one token, so splitting it would never match.
 _WORD = re.compile(r"[^\W_]+(?:_+[^\W_]+)*")
