@@ -20,7 +20,7 @@ from tests.fakes.mistral_server import MistralStub
 from tests.services.postgres import pg_cluster_url, pg_url, postgres, postgres_cluster  # noqa: F401
 
 # Throwaway servers, each started only when a test asks for it.
-pytest_plugins = ["tests.services.redis", "tests.services.falkordb"]
+pytest_plugins = ["tests.services.redis", "tests.services.falkordb", "tests.history_stores"]
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "knowledge" / "sample"

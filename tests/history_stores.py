@@ -1,10 +1,13 @@
-"""Helpers for tests that run on both history stores: a hand-moved clock, `open_store`,
-`db_rows`. Modules define their `clock` and `store` fixtures with these."""
+"""Tests that run on both history stores: a hand-moved clock, the `clock` and `store`
+fixtures (a plugin: see tests/conftest.py), `open_store`, `db_rows`. A module may override
+`clock` (e.g. to start on a Monday); `store` then uses that clock."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+
+import pytest
 
 from bot.deadline import Deadline
 from bot.history.sqlite import SqliteHistoryStore
@@ -31,6 +34,20 @@ def open_store(request, path: str, clock: Callable[[], float]):
 
         return PostgresHistoryStore(request.getfixturevalue("pg_url"), 5.0, clock=clock)
     return SqliteHistoryStore(path, clock=clock)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path, clock):
+    """A history store of each kind, on `clock`, reachable as `store.clock` too."""
+    store = open_store(request, str(tmp_path / "history.sqlite3"), clock)
+    store.clock = clock
+    yield store
+    store.close()
 
 
 def budget() -> Deadline:

@@ -7,7 +7,7 @@ import pytest
 
 from bot.history.store import normalise_question
 from tests.conftest import ALICE, BOB, twilio_form
-from tests.history_stores import BACKENDS, Clock, budget, open_store
+from tests.history_stores import BACKENDS, budget
 from tests.team_bot import TeamBot
 from tests.test_access import SpyKnowledge
 from tests.test_webhook import SpyAnswerer, reply_texts_of
@@ -102,15 +102,6 @@ def test_a_zero_ttl_turns_the_cache_off(make_app, signed_post, backend):
     worker.ask(QUESTION, ALICE)
     worker.ask(QUESTION, BOB)
     assert worker.work == (2, 2)
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
-    clock = Clock()
-    store = open_store(request, str(tmp_path / "history.sqlite3"), clock)
-    store.clock = clock
-    yield store
-    store.close()
 
 
 def test_entries_expire_after_the_ttl(store):

@@ -8,7 +8,7 @@ import pytest
 from bot.command_runner import FORGET_CONFIRM_SECONDS
 from bot.commands import FORGET_ASK, FORGET_DONE
 from tests.conftest import ALICE, BOB, twilio_form
-from tests.history_stores import BACKENDS, Clock, budget, db_rows, open_store
+from tests.history_stores import BACKENDS, budget, db_rows
 from tests.team_bot import TeamBot
 from tests.test_webhook import reply_texts_of
 
@@ -90,15 +90,6 @@ def test_forget_removes_everything_of_the_sender_and_nothing_of_others(
         stats_before.answers,
     )
     assert (after.feedback, after.thumbs_up) == (2, 1)  # BOB's feedback and rating
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
-    clock = Clock()
-    store = open_store(request, str(tmp_path / "history.sqlite3"), clock)
-    store.clock = clock
-    yield store
-    store.close()
 
 
 def test_forget_me_needs_a_fresh_confirmation(store):

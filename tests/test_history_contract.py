@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from bot.history.sqlite import STALE_CLAIM_SECONDS
 from bot.history.store import (
     SECONDS_PER_DAY,
@@ -17,19 +15,7 @@ from bot.history.store import (
     SenderUsage,
     utc_day,
 )
-from tests.history_stores import BACKENDS, Clock, budget, open_store
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path, clock):
-    store = open_store(request, str(tmp_path / "history.sqlite3"), clock)
-    yield store
-    store.close()
+from tests.history_stores import budget
 
 
 def exchange(store, conversation, n, keep=100, sender=None):

@@ -11,7 +11,7 @@ import pytest
 from bot.command_runner import QUICK_FEEDBACK_SECONDS
 from bot.commands import FEEDBACK_THANKS, MENTION_HINT, NOTHING_TO_RATE, RATED
 from bot.history.store import SECONDS_PER_DAY, AnswerCounts, DayUsage
-from tests.history_stores import BACKENDS, Clock, budget, db_rows, open_store
+from tests.history_stores import Clock, budget, db_rows
 from tests.team_bot import TeamBot
 
 ALICE = "whatsapp:+447700900001"
@@ -30,13 +30,6 @@ def model(ms: float) -> tuple[str, str, float]:
 @pytest.fixture
 def clock() -> Clock:
     return Clock(WEEK_START)
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path, clock):
-    store = open_store(request, str(tmp_path / "history.sqlite3"), clock)
-    yield store
-    store.close()
 
 
 def at(clock: Clock, day: int, hour: int = 9, minute: int = 0) -> None:
