@@ -82,10 +82,16 @@ def parse_form(form: Mapping[str, str]) -> InboundMessage:
 
 @lru_cache(maxsize=32)
 def _trigger_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    # Longest first, so "hey agent" wins over "hey". A phrase's words may be separated by
+    # any run of whitespace ("Hey  Agent"); each piece is a literal, so no user text can
+    # make the pattern backtrack badly.
+    alternatives = "|".join(
+        r"\s+".join(re.escape(part) for part in w.split())
+        for w in sorted(words, key=len, reverse=True)
+    )
     # A word boundary that also works for triggers starting with '@': no word character
-    # (or '@') directly before, none directly after.
-    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    # Punctuation right after the trigger ("@agent, ...", "@agent: ...") goes with it.
+    # (or '@') directly before, none directly after. Punctuation right after the trigger
+    # ("@agent, ...", "hey agent: ...") goes with it.
     return re.compile(rf"(?<![\w@])(?:{alternatives})(?!\w)[,:;]*", re.IGNORECASE)
 
 

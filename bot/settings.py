@@ -135,15 +135,24 @@ def _nonempty(value: Any) -> str:
     return text
 
 
+# Schemes whose URL names no host: flask-limiter's per-process storage is "memory://".
+HOSTLESS_SCHEMES = ("memory",)
+
+
 def _url(*schemes: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         text = _text(value)
         if not text:
             return ""
-        parts = urlsplit(text)
-        if parts.scheme not in schemes or not parts.netloc:
-            raise ValueError(f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
-        return text.rstrip("/")
+        allowed = f"a URL starting with {' or '.join(s + '://' for s in schemes)}"
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # e.g. an unbalanced "[" in the host
+            raise ValueError(allowed) from None
+        hostless = parts.scheme in HOSTLESS_SCHEMES and text == f"{parts.scheme}://"
+        if parts.scheme not in schemes or not (parts.netloc or hostless):
+            raise ValueError(allowed)
+        return text if hostless else text.rstrip("/")
 
     return check
 
@@ -156,14 +165,15 @@ def _public_base_url(value: Any) -> str:
 
 
 def _trigger_words(value: Any) -> tuple[str, ...]:
+    """Words or phrases ("hey agent"): a phrase's inner whitespace becomes one space."""
     if isinstance(value, str):
         value = [value]
-    words = tuple(w.strip() for w in value) if isinstance(value, list) else ()
-    if not words or not all(isinstance(w, str) and w and not w.isspace() for w in value):
-        raise ValueError('a non-empty list of words, e.g. ["@agent", "@bot"]')
-    if any(any(ch.isspace() for ch in w) for w in words):
-        raise ValueError("words without spaces")
-    return words
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise ValueError('a non-empty list of words or phrases, e.g. ["@agent", "hey agent"]')
+    words = tuple(" ".join(w.split()) for w in value)
+    if not words or not all(words):
+        raise ValueError('a non-empty list of words or phrases, e.g. ["@agent", "hey agent"]')
+    return tuple(dict.fromkeys(words))
 
 
 def _log_level(value: Any) -> str:

@@ -10,7 +10,7 @@ from bot.models import Turn
 from bot.twiml import MAX_MESSAGE_CHARS, render, split_message
 from tests.conftest import twilio_form
 
-TRIGGERS = ("@agent", "@bot")
+TRIGGERS = ("@agent", "@bot", "hey agent")
 
 
 @pytest.mark.parametrize(
@@ -23,10 +23,27 @@ TRIGGERS = ("@agent", "@bot")
         ("what about Germany?", False, "what about Germany?"),
         ("write to x@agent.org", False, "write to x@agent.org"),
         ("@agents unite", False, "@agents unite"),
+        # Phrases: any case, any run of whitespace between the words, at word boundaries.
+        ("hey agent, what about Germany?", True, "what about Germany?"),
+        ("Hey  Agent, what about Germany?", True, "what about Germany?"),
+        ("HEY\tagent\nwhat about Germany?", True, "what about Germany?"),
+        ("so, hey agent: status?", True, "so, status?"),
+        ("they agents met", False, "they agents met"),
+        ("hey agents, come", False, "hey agents, come"),
+        ("hey there agent", False, "hey there agent"),
+        ("heyagent status", False, "heyagent status"),
+        ("hey", False, "hey"),
     ],
 )
 def test_find_mention(body, mentioned, question):
     assert find_mention(body, TRIGGERS) == (mentioned, question)
+
+
+def test_a_phrase_trigger_stays_fast_on_hostile_whitespace():
+    # "hey" then a huge run of whitespace and no "agent": the match must give up in linear
+    # time, not backtrack per character pair (a 64 KiB body is the most Twilio can send).
+    body = ("hey " + " \t" * 20_000 + "x ") * 2
+    assert find_mention(body, TRIGGERS)[0] is False
 
 
 def test_parse_form_normalises_and_ignores_unknown_fields():

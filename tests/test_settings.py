@@ -15,7 +15,7 @@ SEED_CONFIG = {
         "account_sid": "your_twilio_account_sid",
         "auth_token": "your_twilio_auth_token",
         "whatsapp_number": "whatsapp:+14155238886",
-        "bot_trigger_words": ["@agent", "@bot", "@assistant"],
+        "bot_trigger_words": ["@agent", "@bot", "hey agent"],
     },
     "whatsapp": {
         "max_conversation_history": 10,
@@ -40,7 +40,8 @@ INVALID_CONFIG = [
     ("twilio.whatsapp_number", "whatsapp:+1", "E.164"),
     ("twilio.bot_trigger_words", [], "non-empty list"),
     ("twilio.bot_trigger_words", ["@agent", ""], "non-empty list"),
-    ("twilio.bot_trigger_words", ["hey agent"], "without spaces"),
+    ("twilio.bot_trigger_words", ["@agent", "   "], "non-empty list"),
+    ("twilio.bot_trigger_words", ["@agent", 3], "words or phrases"),
     ("twilio.bot_trigger_words", 7, "non-empty list"),
     ("twilio.validate_signature", "maybe", "true or false"),
     ("twilio.public_base_url", "bot.example.com", "https://"),
@@ -90,6 +91,9 @@ INVALID_ENV = [
     ("DATABASE_URL", "mysql://u@h/db", "postgres://"),
     ("NEO4J_URI", "localhost:7687", "bolt://"),
     ("RATELIMIT_STORAGE_URI", "memcached://h", "redis://"),
+    ("RATELIMIT_STORAGE_URI", "memory:", "memory://"),
+    ("RATELIMIT_STORAGE_URI", "redis://", "redis://"),
+    ("NEO4J_URI", "bolt://[::1", "bolt://"),
     ("LOG_LEVEL", "LOUD", "one of DEBUG"),
     ("PORT", "eighty", "whole number"),
     ("PORT", "70000", "1 to 65535"),
@@ -150,7 +154,7 @@ def test_secret_values_never_appear_in_errors(tmp_path):
 
 def test_seed_config_loads_unchanged_with_warnings(tmp_path):
     settings = load(write_config(tmp_path, SEED_CONFIG))
-    assert settings.trigger_words == ("@agent", "@bot", "@assistant")
+    assert settings.trigger_words == ("@agent", "@bot", "hey agent")
     assert settings.max_conversation_history == 10
     assert settings.enable_group_chat is True
     assert settings.context_limit == 5
