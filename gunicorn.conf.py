@@ -27,6 +27,17 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 os.environ.setdefault("WEB_CONCURRENCY", str(workers))
 
 
+def on_starting(server):
+    """Check the configuration in the master, before the port is bound: a wrong value stops
+    gunicorn with its one line instead of workers failing (and being respawned) forever."""
+    from bot.settings import ConfigError, exit_for, load_settings
+
+    try:
+        load_settings()
+    except ConfigError as exc:
+        exit_for(exc)
+
+
 def post_fork(server, worker):
     """Drop connections a preloaded app opened in the master: sockets must not be shared."""
     app = getattr(worker, "wsgi", None)

@@ -11,7 +11,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot.settings import Settings, load_settings, with_overrides
+from bot.settings import ConfigError, Settings, load_settings, with_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,13 @@ def create_app(
     app = Flask(__name__)
     # Werkzeug refuses larger bodies with 413 even when no Content-Length is sent.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"environment: DATA_DIR = {settings.data_dir!r}: expected a directory the bot can "
+            f"create and write ({exc.strerror or type(exc).__name__})"
+        ) from None
     history = open_history_store(settings)
     knowledge = open_knowledge_store(settings)
     answerer = build_answerer(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -25,6 +26,12 @@ SECRET_KEYS = ("twilio.auth_token", "mistral.api_key", "neo4j.password")
 
 class ConfigError(Exception):
     """A configuration value is invalid; the message is the one line a maintainer reads."""
+
+
+def exit_for(exc: ConfigError, code: int = 1) -> NoReturn:
+    """Stop the process with the one line on stderr (no traceback) and a non-zero status."""
+    print(f"Configuration error: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
 
 
 @dataclass(frozen=True)

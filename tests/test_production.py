@@ -123,3 +123,54 @@ def test_gunicorn_conf_serves_signed_requests_and_drains_on_sigterm(tmp_path, mi
         server.stdout.close()
     assert "Booting worker" in output
     assert '"POST /whatsapp/webhook" 200' in output  # the access log went to stdout
+
+
+def run_gunicorn_until_it_exits(tmp_path, **env: str) -> tuple[int, str, float]:
+    """Start gunicorn as Render does; (exit status, output, seconds) once it stops."""
+    port = free_port()
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_THREADS": "2",
+        "DATA_DIR": str(tmp_path / "data"),
+        **env,
+    }
+    started = time.monotonic()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+        cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        output, _ = server.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        output, _ = server.communicate()
+        raise AssertionError(f"gunicorn still running after 15 s:\n{output[-3000:]}") from None
+    return server.returncode, output, time.monotonic() - started
+
+
+def test_gunicorn_with_a_bad_config_value_stops_with_the_one_line(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"whatsapp": {"context_limit": 0}}')
+    status, output, _ = run_gunicorn_until_it_exits(tmp_path, CONFIG_PATH=str(config))
+    line = (
+        f"Configuration error: {config}: whatsapp.context_limit = 0: "
+        "expected a whole number from 1 to 50"
+    )
+    assert status != 0
+    assert line in output.splitlines(), output
+    # Checked in the master before the port is bound: no worker was ever started.
+    assert "Booting worker" not in output and "Traceback" not in output, output
+
+
+def test_a_worker_that_cannot_start_stops_gunicorn_instead_of_respawning(tmp_path):
+    # DATA_DIR is a file: only create_app (in each worker) finds out, after the master
+    # started. gunicorn must give up after the first failures, not loop.
+    data = tmp_path / "not-a-directory"
+    data.write_text("")
+    status, output, _ = run_gunicorn_until_it_exits(tmp_path, DATA_DIR=str(data))
+    assert status != 0
+    assert f"Configuration error: environment: DATA_DIR = '{data}'" in output, output
+    assert "App failed to load" in output
+    assert output.count("Booting worker") <= 2, output
