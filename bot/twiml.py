@@ -29,13 +29,24 @@ def _pieces(text: str, limit: int) -> list[str]:
     return [u for u in units if u.strip()]
 
 
+def _numbered(parts: list[str]) -> list[str]:
+    """'(1/3) ...': Twilio does not guarantee that several messages arrive in order."""
+    return [f"({n}/{len(parts)}) {part}" for n, part in enumerate(parts, start=1)]
+
+
 def split_message(text: str, max_messages: int, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
-    """At most `max_messages` parts of at most `limit` characters each."""
+    """At most `max_messages` parts of at most `limit` characters each, numbered when
+    there are several."""
+    text = text.strip()
+    if len(text) <= limit:
+        return [text] if text else []
+    # Room for the longest number, "(10/10) ", in every part.
+    width = limit - len(f"({max_messages}/{max_messages}) ")
     parts: list[str] = []
     current = ""
-    for unit in _pieces(text, limit):
+    for unit in _pieces(text, width):
         joiner = "\n\n" if current else ""
-        if len(current) + len(joiner) + len(unit) <= limit:
+        if len(current) + len(joiner) + len(unit) <= width:
             current += joiner + unit
             continue
         parts.append(current)
@@ -44,14 +55,14 @@ def split_message(text: str, max_messages: int, limit: int = MAX_MESSAGE_CHARS) 
         parts.append(current)
     if len(parts) > max_messages:
         parts = parts[:max_messages]
-        last = parts[-1][: limit - len(TRUNCATED)]
+        last = parts[-1][: width - len(TRUNCATED)]
         parts[-1] = last.rstrip() + TRUNCATED
-    return parts
+    return _numbered(parts) if len(parts) > 1 else parts
 
 
 def render(text: str, max_messages: int) -> str:
     """TwiML for a reply; empty text gives an empty <Response/> (nothing is sent)."""
     response = MessagingResponse()
-    for part in split_message(text, max_messages) if text.strip() else []:
+    for part in split_message(text, max_messages):
         response.message(part)
     return str(response)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.followup import search_query
@@ -87,20 +89,41 @@ def test_split_prefers_paragraphs_and_respects_limits():
     paragraphs = [f"Paragraph {i}. " + "word " * 150 for i in range(8)]
     parts = split_message("\n\n".join(paragraphs), max_messages=10)
     assert all(len(p) <= MAX_MESSAGE_CHARS for p in parts)
-    assert all(p.startswith("Paragraph") for p in parts)  # cut between paragraphs
+    n = len(parts)
+    assert n > 1
+    # Numbered, because Twilio may deliver the messages in any order; cut between paragraphs.
+    assert all(p.startswith(f"({i}/{n}) Paragraph") for i, p in enumerate(parts, start=1))
     assert "".join(parts).count("Paragraph") == 8
+
+
+def test_a_reply_that_fits_one_message_is_not_numbered():
+    text = "x" * MAX_MESSAGE_CHARS
+    assert split_message(text, max_messages=3) == [text]
+    assert split_message("Short answer.", max_messages=3) == ["Short answer."]
+
+
+def test_numbered_parts_put_back_in_order_give_the_whole_text():
+    sentences = [f"Sentence number {i} says something useful." for i in range(120)]
+    parts = split_message(" ".join(sentences), max_messages=10)
+    shuffled = parts[::-1]  # as a phone may receive them
+    restored = sorted(shuffled, key=lambda p: int(re.match(r"\((\d+)/", p).group(1)))
+    bodies = [re.sub(r"^\(\d+/\d+\) ", "", p) for p in restored]
+    assert " ".join(bodies).split() == " ".join(sentences).split()
+    assert all(len(p) <= MAX_MESSAGE_CHARS for p in parts)
 
 
 def test_split_caps_the_number_of_messages_and_says_so():
     parts = split_message("sentence. " * 2000, max_messages=2)
     assert len(parts) == 2
     assert all(len(p) <= MAX_MESSAGE_CHARS for p in parts)
+    assert parts[0].startswith("(1/2) ") and parts[1].startswith("(2/2) ")
     assert parts[-1].endswith("ask a narrower question for more.)")
 
 
 def test_split_breaks_an_endless_word():
     parts = split_message("x" * 4000, max_messages=5)
-    assert [len(p) for p in parts] == [1600, 1600, 800]
+    assert [len(p) for p in parts] == [1600, 1600, 818]  # "(n/3) " + up to 1,594 x
+    assert "".join(re.sub(r"^\(\d/3\) ", "", p) for p in parts) == "x" * 4000
 
 
 def test_render_empty_reply_is_an_empty_response():

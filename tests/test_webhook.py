@@ -219,9 +219,13 @@ def test_long_answer_is_split_into_messages_of_at_most_1600_chars(make_app, sign
     handler.answerer = FixedAnswerer("\n\n".join([paragraph] * 5))
     response = signed_post(app.test_client(), twilio_form("@agent the UK plan?"))
     messages = reply_texts_of(response)
-    assert 2 <= len(messages) <= 4
+    n = len(messages)
+    assert 2 <= n <= 4
     assert all(len(m) <= 1600 for m in messages)
-    assert "".join(messages).replace(" ", "").startswith(paragraph.replace(" ", "")[:500])
+    # Numbered: Twilio may deliver several messages of one reply in any order.
+    assert [m[: len(f"({n}/{n}) ")] for m in messages] == [f"({i}/{n}) " for i in range(1, n + 1)]
+    whole = "".join(m.split(") ", 1)[1] for m in messages)
+    assert whole.replace(" ", "").startswith(paragraph.replace(" ", "")[:500])
 
 
 def test_xml_special_characters_in_the_answer_are_escaped(make_app, signed_post):

@@ -23,6 +23,9 @@ def test_system_prompt_states_the_rules():
     for rule in ("only from the passages", "untrusted", "language of the question", "sources:"):
         assert rule in system
     assert "heading" in system and "*bold*" in system
+    # Several messages may arrive out of order: the model is asked for one message's worth.
+    assert "under 1,000 characters" in system and "one whatsapp message" in system
+    assert "unless the user asks for detail" in system
 
 
 def test_passages_are_labelled_untrusted_and_numbered(passages):
