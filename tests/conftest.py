@@ -17,6 +17,8 @@ from bot.cli import reply_texts
 from bot.knowledge.ingest import ingest_paths
 from bot.settings import Settings
 from tests.fakes.mistral_server import MistralStub
+from tests.knowledge.paths import QMSUM_DIR
+from tests.services import unavailable
 from tests.services.postgres import pg_cluster_url, pg_url, postgres, postgres_cluster  # noqa: F401
 
 # Throwaway servers, each started only when a test asks for it.
@@ -24,7 +26,6 @@ pytest_plugins = ["tests.services.redis", "tests.services.falkordb", "tests.hist
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "knowledge" / "sample"
-QMSUM = REPO.parent / "shared" / "datasets" / "qmsum-val"
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://bot.example.com"
 WEBHOOK = "/whatsapp/webhook"
@@ -61,6 +62,15 @@ def twilio_form(body: str, sender: str = ALICE, **extra: str) -> dict[str, str]:
 def sign(url: str, form: dict[str, str], token: str = TOKEN) -> str:
     """X-Twilio-Signature exactly as Twilio computes it."""
     return RequestValidator(token).compute_signature(url, form)
+
+
+@pytest.fixture
+def qmsum_dir() -> Path:
+    """The shared QMSum dataset: its tests skip without it (a user's clone) and fail under
+    REQUIRE_SERVICES=1 (CI), saying where it was looked for."""
+    if not any(QMSUM_DIR.glob("*.json")):
+        unavailable(f"QMSum dataset not found at {QMSUM_DIR} (only in the shared workspace)")
+    return QMSUM_DIR
 
 
 @pytest.fixture

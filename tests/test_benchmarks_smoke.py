@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from benchmarks._common import percentile, write_section
-from tests.conftest import QMSUM, REPO
+from tests.conftest import REPO
 
 BENCHMARKS = REPO / "benchmarks"
 
@@ -37,7 +37,7 @@ def test_webhook_load_runs_every_scenario_against_its_baseline(tmp_path):
     assert "hung calls" in text and "### Targets" in text
 
 
-@pytest.mark.skipif(not QMSUM.is_dir(), reason=f"QMSum dataset not found at {QMSUM}")
+@pytest.mark.usefixtures("qmsum_dir")
 def test_retrieval_scale_reaches_exact_chunk_counts(tmp_path):
     doc = tmp_path / "PERFORMANCE.md"
     args = ("--sizes", "150,400", "--stores", "sqlite", "--questions", "5", "--doc", str(doc))

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot.conversation import KNOWLEDGE_DOWN, MEMORY_DOWN, ConversationHandler
+from bot.conversation import (
+    FINISH_RESERVE_SECONDS,
+    KNOWLEDGE_DOWN,
+    MEMORY_DOWN,
+    ConversationHandler,
+)
 from bot.deadline import Deadline
 from bot.history.sqlite import SqliteHistoryStore
 from bot.history.store import HistoryUnavailable
@@ -113,8 +118,11 @@ def test_a_broken_answerer_falls_back_to_excerpts(history):
 
 def test_the_answerer_gets_less_time_than_the_request(history):
     answerer = RecordingAnswerer()
-    handler(history, answerer=answerer).handle(message("@agent who attended?"), Deadline(5))
-    assert answerer.calls[0][3] < 5
+    frozen = Deadline(5, clock=lambda: 1000.0)  # no time passes: only the reserve is taken
+    handler(history, answerer=answerer).handle(message("@agent who attended?"), frozen)
+    # What is kept back pays for storing the exchange and writing the TwiML.
+    assert answerer.calls[0][3] == pytest.approx(5 - FINISH_RESERVE_SECONDS)
+    assert FINISH_RESERVE_SECONDS > 0
 
 
 def test_long_questions_are_truncated_with_a_note(history):

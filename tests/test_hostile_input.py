@@ -1,7 +1,9 @@
-"""Property-based: any correctly signed form gets well-formed TwiML or a 4xx, never a 5xx."""
+"""Property-based: any correctly signed form gets well-formed TwiML or a 4xx, never a 5xx,
+and never a crash hidden behind a 200."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
@@ -53,11 +55,28 @@ def rows(db_path: str) -> tuple[int, int]:
         )
 
 
+class ErrorRecords(logging.Handler):
+    """Collects ERROR and worse log records from every logger (they propagate to root)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_any_signed_form_gets_twiml_or_a_4xx(make_app):
     app = make_app()
     client = app.test_client()
-    db_path = app.extensions["bot"].history.path
+    services = app.extensions["bot"]
+    db_path = services.history.path
     seen = {"examples": 0, 200: 0, 400: 0, 413: 0}
+    errors = ErrorRecords()
+    logging.getLogger().addHandler(errors)
+
+    def crashes() -> int:
+        return services.metrics.snapshot()["counters"]["errors"]
 
     @settings(
         max_examples=1000,
@@ -69,6 +88,7 @@ def test_any_signed_form_gets_twiml_or_a_4xx(make_app):
     def check(fields: dict[str, str]) -> None:
         seen["examples"] += 1
         before = rows(db_path)
+        crashed_before = crashes()
         body = urlencode(fields)
         response = client.post(
             WEBHOOK,
@@ -80,13 +100,22 @@ def test_any_signed_form_gets_twiml_or_a_4xx(make_app):
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
         assert response.status_code < 500
         assert "Traceback" not in text
+        # The catch-alls (the use case's "something went wrong" and the app's empty TwiML
+        # for an unhandled error) answer 200: a crash shows only in the log and counter.
+        logged = [f"{r.name}: {r.getMessage()}" for r in errors.records]
+        errors.records.clear()
+        assert logged == [], logged
+        assert crashes() == crashed_before
         if response.status_code == 200:
             assert ET.fromstring(text).tag == "Response"
         else:
             assert response.status_code in (400, 413)
             assert rows(db_path) == before
 
-    check()
+    try:
+        check()
+    finally:
+        logging.getLogger().removeHandler(errors)
     assert seen["examples"] >= 1000
     # Both paths were really exercised: answered (or ignored) messages and rejected ones.
     assert seen[200] >= 200 and seen[400] >= 100, seen

@@ -103,13 +103,15 @@ def ingest_paths(
     store: KnowledgeStore,
     paths: list[str],
     progress: bool | ProgressCallback | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> IngestSummary:
     """Ingest files and folders; unchanged files are skipped, changed ones replaced.
 
     `progress`: None shows a bar on stderr when it is a terminal, True always, False
     never, or a callable(done, total, key). A file that cannot be read or parsed becomes
-    an error line; a store failure (KnowledgeUnavailable) stops the run."""
-    started = time.monotonic()
+    an error line; a store failure (KnowledgeUnavailable) stops the run. `clock` times
+    the run (tests pass their own)."""
+    started = clock()
     summary = IngestSummary()
     files, summary.errors = discover(paths)
     report = _progress_callback(progress)
@@ -119,7 +121,7 @@ def ingest_paths(
         if report:
             report(done, len(files), source.key)
     summary.people = len(people)
-    summary.seconds = time.monotonic() - started
+    summary.seconds = clock() - started
     logger.info(
         "ingest: %d added, %d updated, %d unchanged, %d chunks, %d errors in %.2fs",
         summary.documents_added,

@@ -3,12 +3,11 @@ connection per gunicorn thread (see docs/PERFORMANCE.md, "Webhook load")."""
 
 from __future__ import annotations
 
-import json
-
 from pydantic import ConfigDict
 
 from bot.answer import DEFAULT_POOL_SIZE, FallbackAnswerer, build_answerer, pool_size
-from bot.answer.mistral import sdk_messages, speed_up_sdk
+from bot.answer.mistral import speed_up_sdk
+from bot.answer.prompt import build_messages
 from bot.deadline import Deadline
 
 
@@ -31,9 +30,17 @@ def test_sdk_messages_send_the_same_json_as_dicts(stub, mistral, passages, turns
     [request] = stub.requests
     sent = request.json["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
-    dicts = [{"role": m["role"], "content": m["content"]} for m in sent]
-    assert [{"role": m.role, "content": m.content} for m in sdk_messages(dicts)] == dicts
-    assert json.dumps(sent)  # plain JSON, as with dict messages
+    # The same request body as the SDK sends when given the prompt builder's plain dicts.
+    dicts = build_messages("Who attended?", passages, turns)
+    mistral.client().chat.complete(
+        model=mistral.model,
+        messages=dicts,
+        max_tokens=mistral.max_tokens,
+        temperature=mistral.temperature,
+        timeout_ms=5000,
+    )
+    assert stub.requests[1].json["messages"] == sent
+    assert [{"role": m["role"], "content": m["content"]} for m in sent] == dicts
 
 
 def test_repeated_answers_stay_correct_with_the_cached_classes(stub, mistral, passages):

@@ -13,17 +13,11 @@ from bot.knowledge.ingest import ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
 from tests.knowledge.paths import QMSUM_DIR
 
-pytestmark = pytest.mark.skipif(
-    not QMSUM_DIR.is_dir(),
-    reason=f"QMSum dataset not found at {QMSUM_DIR} (only present in the shared workspace)",
-)
-
 
 @pytest.fixture
-def qmsum_files() -> list[Path]:
-    files = sorted(QMSUM_DIR.glob("*.json"))[:3]
-    if len(files) < 3:
-        pytest.skip(f"fewer than 3 QMSum files in {QMSUM_DIR}")
+def qmsum_files(qmsum_dir: Path) -> list[Path]:
+    files = sorted(qmsum_dir.glob("*.json"))[:3]
+    assert len(files) == 3, f"fewer than 3 QMSum files in {qmsum_dir}"
     return files
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import retrieval_quality as rq
 from bot.models import Passage
-from tests.knowledge.paths import QMSUM_DIR, REPO_ROOT
+from tests.knowledge.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "benchmarks" / "retrieval_quality.py"
 
@@ -56,10 +56,7 @@ def test_unknown_stores_and_a_missing_dataset_exit_with_a_message(
     assert "unknown store(s) nosuch; available: sqlite" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(
-    not QMSUM_DIR.is_dir(),
-    reason=f"QMSum dataset not found at {QMSUM_DIR} (only present in the shared workspace)",
-)
+@pytest.mark.usefixtures("qmsum_dir")
 def test_the_benchmark_runs_on_two_meetings() -> None:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--stores", "sqlite", "--limit", "2", "--json"],
