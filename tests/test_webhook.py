@@ -135,6 +135,17 @@ def test_mention_anywhere_case_insensitive_at_word_boundaries(ask, spy):
     ]
 
 
+def test_the_seed_products_trigger_phrase_works_end_to_end(make_app, signed_post):
+    # The seed's config.json: ["@agent", "@bot", "hey agent"]; people type "Hey  Agent, ...".
+    app = make_app(trigger_words=("@agent", "@bot", "hey agent"))
+    spy = SpyAnswerer(app.extensions["bot"].handler.answerer)
+    app.extensions["bot"].handler.answerer = spy
+    client = app.test_client()
+    for body in ("Hey  Agent, who attended the UNEA meeting?", "they agents met on Monday"):
+        assert signed_post(client, twilio_form(body)).status_code == 200
+    assert spy.calls == ["who attended the UNEA meeting?"]
+
+
 def test_help_command(ask, spy):
     (reply,) = ask("@agent help")
     assert "reset" in reply and "sources" in reply
