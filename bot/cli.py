@@ -161,11 +161,11 @@ def search_command(question: str | None, k: int | None, as_json: bool) -> None:
 @with_appcontext
 @click.argument("sender")
 def forget_command(sender: str) -> None:
-    """Delete SENDER's turns, deliveries, feedback and cached answers (counts stay, anonymous)."""
+    """Delete SENDER's turns, feedback and cached answers (counts stay, anonymous)."""
     deleted = _services().history.forget(normalise_number(sender))
     click.echo(
-        f"Deleted {deleted} stored rows for that sender (turns, deliveries, feedback, cached "
-        "answers); their question counts stay, without the number."
+        f"Deleted {deleted} stored rows for that sender (turns, feedback, cached answers); "
+        "their question counts and message ids stay, without the number or any text."
     )
 
 

@@ -152,8 +152,9 @@ class CommandRunner:
             return MEMORY_DOWN
         if not confirmed:
             return self._ask_to_forget(msg, text, deadline)
-        # This very delivery's record goes too: a redelivery of "forget me yes" then finds
-        # no confirmation request and asks again, which deletes nothing.
+        # This very delivery keeps its id (anonymised): a redelivery repeats the reply, a
+        # later replay gets none, and once the id is pruned a replay finds no confirmation
+        # request and asks again, which deletes nothing.
         gone = safe(None, lambda: self.history.forget(msg.sender))
         if gone is None:
             return MEMORY_DOWN

@@ -9,9 +9,14 @@ from typing import Any, TypeVar
 
 from bot.deadline import Deadline
 from bot.history.store import (
+    DELIVERY_KEEP_SECONDS,
+    PRUNE_BATCH,
+    PRUNE_SECONDS,
+    REPLY_KEEP_SECONDS,
     STALE_CLAIM_SECONDS,
     AnswerRecord,
     Delivery,
+    PruneSchedule,
     anonymous_key,
     normalise_question,
     utc_day,
@@ -52,15 +57,34 @@ DELETE FROM messages WHERE conversation = %(conversation)s AND id <= (
 """
 
 # A new claim, or taking over our own (a retried call) or a stale one; RETURNING says which.
+# A MessageSid whose id was pruned but which the answers log knows is not claimed: a replay.
 CLAIM = """
 INSERT INTO deliveries (message_sid, conversation, state, reply, owner, updated_at)
-VALUES (%(sid)s, %(conversation)s, 'pending', '', %(owner)s, to_timestamp(%(now)s))
+SELECT %(sid)s, %(conversation)s, 'pending', '', %(owner)s, to_timestamp(%(now)s)
+WHERE NOT EXISTS (SELECT 1 FROM answers WHERE message_sid = %(sid)s)
+   OR EXISTS (SELECT 1 FROM deliveries WHERE message_sid = %(sid)s)
 ON CONFLICT (message_sid) DO UPDATE
     SET conversation = EXCLUDED.conversation, owner = EXCLUDED.owner,
         updated_at = EXCLUDED.updated_at
     WHERE deliveries.state = 'pending'
       AND (deliveries.owner = EXCLUDED.owner OR deliveries.updated_at < to_timestamp(%(stale)s))
 RETURNING 1
+"""
+
+# One pruning step (see PruneSchedule), each statement bounded by PRUNE_BATCH rows; rows
+# another transaction holds (a claim, a forget) are left for the next step.
+# (`= ANY(ARRAY(...))`: the batch's ids are looked up one by one, whatever the estimates.)
+DELETE_OLD_DELIVERIES = """
+DELETE FROM deliveries WHERE message_sid = ANY(ARRAY(
+    SELECT message_sid FROM deliveries WHERE updated_at < to_timestamp(%s)
+    ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED
+))
+"""
+BLANK_OLD_REPLIES = """
+UPDATE deliveries SET reply = '' WHERE message_sid = ANY(ARRAY(
+    SELECT message_sid FROM deliveries WHERE reply <> '' AND updated_at < to_timestamp(%s)
+    ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED
+))
 """
 
 NOTICE_DUE = """
@@ -75,6 +99,7 @@ class PostgresQueries:
     """Every HistoryStore method as SQL run through `_run` (one transaction each)."""
 
     _clock: Callable[[], float]
+    _pruning: PruneSchedule
 
     def _run(self, deadline: Deadline, work: Callable[[Any], T]) -> T:
         raise NotImplementedError
@@ -82,6 +107,7 @@ class PostgresQueries:
     def claim(self, message_sid: str, conversation: str, deadline: Deadline) -> Delivery:
         """Insert a pending delivery unless one exists (see HistoryStore.claim)."""
         now = self._clock()
+        self._pruning.run_if_due(now, lambda: self._prune_step(now, deadline.child(PRUNE_SECONDS)))
         # The same owner token on a retry: a claim whose commit succeeded but whose answer
         # was lost with the connection is still ours.
         owner = uuid.uuid4().hex
@@ -101,7 +127,20 @@ class PostgresQueries:
                 "SELECT state, reply FROM deliveries WHERE message_sid = %s", (message_sid,)
             )
             row = cur.fetchone()
-            return Delivery(row[0], row[1]) if row else Delivery("pending")
+            # No row: answered before its id was pruned, or released a moment ago (which a
+            # wait for the pending claim would also have ended in): nothing to send.
+            return Delivery(row[0], row[1]) if row else Delivery("done")
+
+        return self._run(deadline, work)
+
+    def _prune_step(self, now: float, deadline: Deadline) -> int:
+        """Delete ids past their window, blank reply text past its window (bounded)."""
+
+        def work(cur: Any) -> int:
+            cur.execute(DELETE_OLD_DELIVERIES, (now - DELIVERY_KEEP_SECONDS, PRUNE_BATCH))
+            deleted = cur.rowcount
+            cur.execute(BLANK_OLD_REPLIES, (now - REPLY_KEEP_SECONDS, PRUNE_BATCH))
+            return max(deleted, cur.rowcount)
 
         return self._run(deadline, work)
 
@@ -189,24 +228,27 @@ class PostgresQueries:
         return tuple(rows[0][0]) if rows else None
 
     def clear(self, conversation: str, deadline: Deadline) -> int:
-        """Delete one conversation's turns."""
+        """Delete one conversation's turns and blank its deliveries' reply text."""
 
         def work(cur: Any) -> int:
+            cur.execute(
+                "UPDATE deliveries SET reply = '' WHERE conversation = %s AND reply <> ''",
+                (conversation,),
+            )
             cur.execute("DELETE FROM messages WHERE conversation = %s", (conversation,))
             return cur.rowcount
 
         return self._run(deadline, work)
 
     def forget(self, sender: str) -> int:
-        """Delete a sender's turns, deliveries, notices, feedback and cache entries; their
-        counters and answers log rows stay, anonymised."""
+        """Delete a sender's turns, notices, feedback and cache entries; their counters,
+        answers log rows and delivery ids stay, anonymised (no text, no number)."""
         anonymous = anonymous_key()
 
         def work(cur: Any) -> int:
             gone = 0
             for sql in (
                 "DELETE FROM messages WHERE sender = %s",
-                "DELETE FROM deliveries WHERE conversation = %s",
                 "DELETE FROM feedback WHERE sender = %s",
                 "DELETE FROM answer_cache WHERE created_by = %s",
             ):
@@ -216,6 +258,11 @@ class PostgresQueries:
             cur.execute("UPDATE usage SET sender = %s WHERE sender = %s", (anonymous, sender))
             cur.execute(
                 "UPDATE answers SET sender = %s, question = '' WHERE sender = %s",
+                (anonymous, sender),
+            )
+            # The ids stay: a replayed request is recognised and answered by nothing.
+            cur.execute(
+                "UPDATE deliveries SET conversation = %s, reply = '' WHERE conversation = %s",
                 (anonymous, sender),
             )
             return gone

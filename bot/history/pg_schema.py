@@ -110,6 +110,15 @@ ALTER TABLE feedback
 CREATE INDEX feedback_by_sender ON feedback (sender);
 """,
     ),
+    (
+        3,
+        """
+-- Claims prune deliveries in bounded steps from the oldest row: ids past their window,
+-- reply text past its own (the partial index skips rows already blanked).
+CREATE INDEX deliveries_by_time ON deliveries (updated_at);
+CREATE INDEX deliveries_with_reply ON deliveries (updated_at) WHERE reply <> '';
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -19,7 +19,7 @@ from bot.deadline import Deadline
 from bot.history.pg_queries import PostgresQueries
 from bot.history.pg_schema import ADVISORY_LOCK_KEY, LATEST_VERSION, MIGRATIONS, VERSION_TABLE
 from bot.history.pg_team import PostgresTeamQueries
-from bot.history.store import HistoryUnavailable
+from bot.history.store import HistoryUnavailable, PruneSchedule
 from bot.settings import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ class PostgresHistoryStore(PostgresQueries, PostgresTeamQueries):
         self.pool_size = pool_size
         self.schema_ready = False
         self._clock = clock
+        self._pruning = PruneSchedule()
         self._reset()
         method = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: (callback := method()) and callback())

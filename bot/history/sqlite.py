@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,15 +13,21 @@ from pathlib import Path
 from bot.deadline import Deadline
 from bot.history.sqlite_team import SqliteTeamQueries
 from bot.history.store import (
+    DELIVERY_KEEP_SECONDS,
+    PRUNE_BATCH,
+    PRUNE_SECONDS,
+    REPLY_KEEP_SECONDS,
     STALE_CLAIM_SECONDS,
     AnswerRecord,
     Delivery,
     HistoryUnavailable,
+    PruneSchedule,
     anonymous_key,
     normalise_question,
     utc_day,
 )
 from bot.models import Turn
+from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_conversation ON deliveries (conversation);
+-- Pruning walks these from the oldest row: ids past their window, reply text past its own.
+CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (updated_at);
+CREATE INDEX IF NOT EXISTS deliveries_with_reply ON deliveries (updated_at) WHERE reply <> '';
 CREATE TABLE IF NOT EXISTS notices (
     sender TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -105,31 +113,56 @@ ADDED_COLUMNS = (
     ("feedback", "answer", "TEXT NOT NULL DEFAULT ''"),
 )
 LATE_INDEXES = "CREATE INDEX IF NOT EXISTS feedback_by_sender ON feedback (sender);"
+# How long an operation given no deadline may wait for a pooled connection: as long as
+# SQLite's default busy timeout would let it wait for the file lock.
+WAIT_SECONDS = 5.0
+
+# One primary-key lookup: was this MessageSid ever answered?
+ANSWERED = "SELECT 1 FROM answers WHERE message_sid = ?"
+# One pruning step (see PruneSchedule), each statement bounded by PRUNE_BATCH rows.
+DELETE_OLD_DELIVERIES = (
+    "DELETE FROM deliveries WHERE message_sid IN (SELECT message_sid FROM deliveries"
+    " WHERE updated_at < ? ORDER BY updated_at LIMIT ?)"
+)
+BLANK_OLD_REPLIES = (
+    "UPDATE deliveries SET reply = '' WHERE message_sid IN (SELECT message_sid FROM deliveries"
+    " WHERE reply <> '' AND updated_at < ? ORDER BY updated_at LIMIT ?)"
+)
+
+
+def _set_up(db: sqlite3.Connection) -> None:
+    """Each new connection: WAL, so readers never wait for the writer."""
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
 
 
 class SqliteHistoryStore(SqliteTeamQueries):
-    """HistoryStore on one SQLite file, one connection per thread (WAL for concurrency)."""
+    """HistoryStore on one SQLite file, a bounded pool of connections (WAL for concurrency)."""
 
     backend = "sqlite"
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str, clock: Callable[[], float] = time.time, pool_size: int = DEFAULT_SIZE
+    ) -> None:
         self.path = path
         self._clock = clock
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._pruning = PruneSchedule()
+        # ":memory:" is a new, empty database per connection: one connection keeps it one.
+        self._pool_size = 1 if path == ":memory:" else pool_size
+        self._pool = self._new_pool()
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            # executescript commits on its own, so it runs outside _tx.
-            self._connection().executescript(SCHEMA)
-            self._add_columns()
+            with self._pool.connection(Deadline(WAIT_SECONDS)) as db:
+                # executescript commits on its own, so it runs outside _tx.
+                db.executescript(SCHEMA)
+                self._add_columns(db)
         except sqlite3.Error as exc:
+            self._pool.close()
             raise HistoryUnavailable(f"sqlite: {exc}") from exc
 
-    def _add_columns(self) -> None:
+    def _add_columns(self, db: sqlite3.Connection) -> None:
         """Bring an older history file up to date (several processes may race here)."""
-        db = self._connection()
         db.execute("PRAGMA busy_timeout = 5000")
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -143,56 +176,65 @@ class SqliteHistoryStore(SqliteTeamQueries):
             raise
         db.execute("COMMIT")
 
-    def _connection(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where they matter.
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-            with self._lock:
-                self._connections.append(db)
-        return db
+    def _new_pool(self) -> SqlitePool:
+        return SqlitePool(self.path, self._pool_size, _set_up)
 
     @contextmanager
     def _tx(self, deadline: Deadline) -> Iterator[sqlite3.Connection]:
-        """One write transaction; waiting for the file lock is bounded by the deadline."""
+        """One write transaction; waiting for a connection and the file lock is bounded by
+        the deadline."""
         try:
-            db = self._connection()
-            db.execute(f"PRAGMA busy_timeout = {max(1, int(deadline.remaining() * 1000))}")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            with self._pool.connection(deadline) as db:
+                db.execute(f"PRAGMA busy_timeout = {max(1, int(deadline.remaining() * 1000))}")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise HistoryUnavailable(f"sqlite: {exc}") from exc
 
-    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def _read(self, sql: str, params: tuple = (), deadline: Deadline | None = None) -> list[tuple]:
+        """All rows of one query; waiting for a connection is bounded by the deadline."""
         try:
-            return self._connection().execute(sql, params).fetchall()
+            with self._pool.connection(deadline or Deadline(WAIT_SECONDS)) as db:
+                return db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise HistoryUnavailable(f"sqlite: {exc}") from exc
 
     def claim(self, message_sid: str, conversation: str, deadline: Deadline) -> Delivery:
         """Insert a pending delivery unless one exists (see HistoryStore.claim)."""
         now = self._clock()
+        self._pruning.run_if_due(now, lambda: self._prune_step(now, deadline.child(PRUNE_SECONDS)))
         with self._tx(deadline) as db:
             row = db.execute(
                 "SELECT state, reply, updated_at FROM deliveries WHERE message_sid = ?",
                 (message_sid,),
             ).fetchone()
-            if row is None or (row[0] == "pending" and now - row[2] > STALE_CLAIM_SECONDS):
+            # Its id may be pruned, yet the answers log (never pruned) knows it was answered.
+            answered = row is None and bool(db.execute(ANSWERED, (message_sid,)).fetchall())
+            if answered:
+                found = Delivery("done")
+            elif row is None or (row[0] == "pending" and now - row[2] > STALE_CLAIM_SECONDS):
                 db.execute(
                     "INSERT OR REPLACE INTO deliveries (message_sid, conversation, state, reply,"
                     " updated_at) VALUES (?, ?, 'pending', '', ?)",
                     (message_sid, conversation, now),
                 )
-                return Delivery("new")
-        return Delivery(row[0], row[1])
+                found = Delivery("new")
+            else:
+                found = Delivery(row[0], row[1])
+        return found
+
+    def _prune_step(self, now: float, deadline: Deadline) -> int:
+        """Delete ids past their window, blank reply text past its window (bounded)."""
+        with self._tx(deadline) as db:
+            ids_before, text_before = now - DELIVERY_KEEP_SECONDS, now - REPLY_KEEP_SECONDS
+            deleted = db.execute(DELETE_OLD_DELIVERIES, (ids_before, PRUNE_BATCH)).rowcount
+            blanked = db.execute(BLANK_OLD_REPLIES, (text_before, PRUNE_BATCH)).rowcount
+        return max(deleted, blanked)
 
     def complete(self, message_sid: str, reply: str, deadline: Deadline) -> None:
         """Mark a delivery done with the reply it got."""
@@ -226,6 +268,7 @@ class SqliteHistoryStore(SqliteTeamQueries):
             "SELECT role, text, created_at FROM messages WHERE conversation = ?"
             " ORDER BY id DESC LIMIT ?",
             (conversation, limit),
+            deadline,
         )
         return [Turn(role, text, created_at) for role, text, created_at in reversed(rows)]
 
@@ -289,26 +332,30 @@ class SqliteHistoryStore(SqliteTeamQueries):
             "SELECT sources FROM messages WHERE conversation = ? AND role = 'assistant'"
             " ORDER BY id DESC LIMIT 1",
             (conversation,),
+            deadline,
         )
         return tuple(json.loads(rows[0][0])) if rows else None
 
     def clear(self, conversation: str, deadline: Deadline) -> int:
-        """Delete one conversation's turns."""
+        """Delete one conversation's turns and blank its deliveries' reply text."""
         with self._tx(deadline) as db:
+            db.execute(
+                "UPDATE deliveries SET reply = '' WHERE conversation = ? AND reply <> ''",
+                (conversation,),
+            )
             return db.execute(
                 "DELETE FROM messages WHERE conversation = ?", (conversation,)
             ).rowcount
 
     def forget(self, sender: str) -> int:
-        """Delete a sender's turns, deliveries (they hold reply text), notices, feedback and
-        cache entries; their counters and answers log rows stay, anonymised."""
+        """Delete a sender's turns, notices, feedback and cache entries; their counters,
+        answers log rows and delivery ids stay, anonymised (no text, no number)."""
         anonymous = anonymous_key()
         with self._tx(Deadline(10)) as db:
             gone = sum(
                 db.execute(sql, (sender,)).rowcount
                 for sql in (
                     "DELETE FROM messages WHERE sender = ?",
-                    "DELETE FROM deliveries WHERE conversation = ?",
                     "DELETE FROM feedback WHERE sender = ?",
                     "DELETE FROM answer_cache WHERE created_by = ?",
                 )
@@ -317,6 +364,11 @@ class SqliteHistoryStore(SqliteTeamQueries):
             db.execute("UPDATE usage SET sender = ? WHERE sender = ?", (anonymous, sender))
             db.execute(
                 "UPDATE answers SET sender = ?, question = '' WHERE sender = ?", (anonymous, sender)
+            )
+            # The ids stay: a replayed request is recognised and answered by nothing.
+            db.execute(
+                "UPDATE deliveries SET conversation = ?, reply = '' WHERE conversation = ?",
+                (anonymous, sender),
             )
         return gone
 
@@ -336,13 +388,14 @@ class SqliteHistoryStore(SqliteTeamQueries):
         return True
 
     def ping(self) -> None:
-        """A trivial query on this thread's connection."""
+        """A trivial query on a pooled connection."""
         self._read("SELECT 1")
 
     def close(self) -> None:
-        """Close every thread's connection."""
-        with self._lock:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Close the connections (those in use when returned); later calls open new ones."""
+        pool, self._pool = self._pool, self._new_pool()
+        pool.close()
+
+    def after_fork(self) -> None:
+        """In a gunicorn worker: leave the master's connections alone, open our own."""
+        self._pool.after_fork()

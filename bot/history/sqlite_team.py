@@ -32,7 +32,7 @@ class SqliteTeamQueries:
     def _tx(self, deadline: Deadline) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 
-    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def _read(self, sql: str, params: tuple = (), deadline: Deadline | None = None) -> list[tuple]:
         raise NotImplementedError
 
     def last_answer(
@@ -45,6 +45,7 @@ class SqliteTeamQueries:
             " JOIN messages q ON q.message_sid = a.message_sid AND q.role = 'user'"
             " WHERE a.sender = ? AND a.role = 'assistant' ORDER BY a.id DESC LIMIT 1",
             (sender,),
+            deadline,
         )
         return Exchange(*rows[0]) if rows and rows[0][3] >= since else None
 
@@ -75,6 +76,7 @@ class SqliteTeamQueries:
             " COALESCE(SUM(CASE WHEN day >= ? THEN questions END), 0)"
             " FROM usage WHERE sender = ?",
             (utc_day(now), utc_day(window_start(now, 7)), sender),
+            deadline,
         )
         return SenderUsage(*(int(v) for v in rows[0]))
 
@@ -87,24 +89,32 @@ class SqliteTeamQueries:
             "SELECT day, SUM(questions), COUNT(DISTINCT sender) FROM usage WHERE day >= ?"
             " GROUP BY day ORDER BY day",
             (first_day,),
+            deadline,
         )
-        active = self._read("SELECT COUNT(DISTINCT sender) FROM usage WHERE day >= ?", (first_day,))
+        active = self._read(
+            "SELECT COUNT(DISTINCT sender) FROM usage WHERE day >= ?", (first_day,), deadline
+        )
         asked = self._read(
             "SELECT question, COUNT(*) FROM answers WHERE created_at >= ? AND question <> ''"
             " GROUP BY question",
             (since,),
+            deadline,
         )
         kinds = self._read(
-            "SELECT kind, COUNT(*) FROM answers WHERE created_at >= ? GROUP BY kind", (since,)
+            "SELECT kind, COUNT(*) FROM answers WHERE created_at >= ? GROUP BY kind",
+            (since,),
+            deadline,
         )
         latencies = self._read(
             "SELECT latency_ms FROM answers WHERE created_at >= ? AND latency_ms IS NOT NULL",
             (since,),
+            deadline,
         )
         feedback = self._read(
             "SELECT COUNT(*), COUNT(CASE WHEN rating = 'up' THEN 1 END),"
             " COUNT(CASE WHEN rating = 'down' THEN 1 END) FROM feedback WHERE created_at >= ?",
             (since,),
+            deadline,
         )
         total, up, down = (int(v) for v in feedback[0])
         return UsageStats(
@@ -149,6 +159,7 @@ class SqliteTeamQueries:
             "SELECT sender, text, created_at, rating, question, answer, message_sid"
             " FROM feedback ORDER BY id DESC LIMIT ?",
             (max(0, limit),),
+            deadline,
         )
         return [Feedback(*row) for row in rows]
 
@@ -160,6 +171,7 @@ class SqliteTeamQueries:
             "SELECT answer, sources FROM answer_cache WHERE question = ?"
             " AND knowledge_version = ? AND created_at >= ?",
             (question, knowledge_version, self._clock() - max_age_seconds),
+            deadline,
         )
         return CachedAnswer(rows[0][0], tuple(json.loads(rows[0][1]))) if rows else None
 

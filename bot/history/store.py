@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import statistics
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.deadline import Deadline
 from bot.models import Turn
 
+logger = logging.getLogger(__name__)
+
 # A claim older than this belonged to a request that died; any response finishes in 15 s.
 STALE_CLAIM_SECONDS = 30.0
+# A delivery's reply text is kept only while Twilio can still redeliver the request: Twilio
+# gives up 15 s after its first attempt, retries included (connection overrides: total time
+# `tt` defaults to, and is capped at, 15,000 ms; `rc` at most 5 retries within it). Ten
+# minutes leaves a wide margin (clock skew between instances, the stale-claim handover).
+REPLY_KEEP_SECONDS = 10 * 60.0
+# The MessageSid (no text) is kept a month so a replayed request is still recognised:
+# commands (reset, feedback, forget me) leave no row in the never-pruned answers log, which
+# recognises answered questions for ever. A month of ids is a small table.
+DELIVERY_KEEP_SECONDS = 30 * 86_400.0
+# `claim` prunes deliveries at most this often per store instance (per process)...
+PRUNE_EVERY_SECONDS = 60.0
+# ...touching at most this many rows per step, so even a years-old backlog costs a request
+# a few milliseconds; a full step makes the next claim prune again.
+PRUNE_BATCH = 500
+# What one pruning step may take of the request's budget before it gives up for a minute.
+PRUNE_SECONDS = 0.5
 
 
 class HistoryUnavailable(Exception):
@@ -152,11 +172,16 @@ class HistoryStore(Protocol):
 
         Exactly one of several concurrent callers gets state "new"; a pending claim older
         than the store's stale limit is handed over so a crashed request cannot wedge it.
+        A MessageSid no longer in `deliveries` but in the answers log (answered before the
+        ids were pruned) is "done" with no reply: a replay, answered by nothing. Claims
+        also prune `deliveries` now and then, in bounded steps: reply text after
+        REPLY_KEEP_SECONDS, the row after DELIVERY_KEEP_SECONDS.
         """
         ...
 
     def complete(self, message_sid: str, reply: str, deadline: Deadline) -> None:
-        """Store the reply given to a claimed delivery, so redeliveries repeat it."""
+        """Store the reply given to a claimed delivery, so redeliveries repeat it (while
+        Twilio may redeliver: REPLY_KEEP_SECONDS)."""
         ...
 
     def release(self, message_sid: str) -> None:
@@ -203,15 +228,18 @@ class HistoryStore(Protocol):
         ...
 
     def clear(self, conversation: str, deadline: Deadline) -> int:
-        """Forget one conversation's turns; returns how many were deleted."""
+        """Forget one conversation's turns and blank its deliveries' reply text; returns
+        how many turns were deleted."""
         ...
 
     def forget(self, sender: str) -> int:
-        """Delete a sender's turns, deliveries, notices, feedback and the cache entries they
-        created; returns how many rows went (notices not counted).
+        """Delete a sender's turns, notices, feedback and the cache entries they created;
+        returns how many rows went (notices not counted).
 
         Usage counters and the answers log stay (the team's numbers must not change) but
-        lose the link to the number, and the log loses the question text.
+        lose the link to the number, and the log loses the question text. Deliveries keep
+        only their MessageSid (reply text blanked, the number replaced by the same
+        anonymous key), so a replayed request is still recognised and answered by nothing.
         """
         ...
 
@@ -338,3 +366,27 @@ def median_ms(values: Iterable[float | None]) -> float | None:
 def anonymous_key() -> str:
     """The key a forgotten sender's counters and feedback move to: unlinkable, unique."""
     return "forgotten:" + uuid.uuid4().hex[:16]
+
+
+class PruneSchedule:
+    """Runs a store's bounded pruning step at most every PRUNE_EVERY_SECONDS (per process),
+    sooner while a backlog is left (a step that was full)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next_at = float("-inf")  # the first claim of a process prunes
+
+    def run_if_due(self, now: float, step: Callable[[], int]) -> None:
+        """Run `step` (it returns the rows it touched) if due; a failure costs a log line."""
+        with self._lock:
+            if now < self._next_at:
+                return
+            self._next_at = now + PRUNE_EVERY_SECONDS
+        try:
+            touched = step()
+        except HistoryUnavailable as exc:
+            logger.warning("history: pruning deliveries failed, retrying in a minute: %s", exc)
+            return
+        if touched >= PRUNE_BATCH:
+            with self._lock:
+                self._next_at = now

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from bot.deadline import Deadline
 from bot.knowledge.fts_query import build_match_query, fts_term, query_words
 from bot.knowledge.store import Document, KnowledgeUnavailable
 from bot.models import Passage
+from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool
 
 # build_match_query is re-exported: callers and tests import it from here.
 __all__ = ["SqliteKnowledgeStore", "build_match_query", "source_label"]
@@ -22,6 +22,9 @@ __all__ = ["SqliteKnowledgeStore", "build_match_query", "source_label"]
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+# How long an operation given no deadline (ingest, counts, /health) may wait for a pooled
+# connection: as long as it may wait for the file lock.
+WAIT_SECONDS = BUSY_TIMEOUT_MS / 1000
 MAX_K = 100
 # bm25() weights per FTS column (text, title, speakers): a title word counts double.
 BM25_WEIGHTS = (1.0, 2.0, 1.0)
@@ -69,25 +72,28 @@ _GATED_SEARCH = _HITS.format(
 _COUNT = "SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH ?"
 
 
+def _set_up(conn: sqlite3.Connection) -> None:
+    """Each new connection: WAL, so readers never block the ingest writer."""
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
 def source_label(title: str, date: str) -> str:
     """The human label users see: "Title (2026-03-04)" or "Title"."""
     return f"{title} ({date})" if date else title
 
 
 class SqliteKnowledgeStore:
-    """KnowledgeStore on SQLite FTS5; one connection per thread, WAL mode."""
+    """KnowledgeStore on SQLite FTS5; a bounded pool of connections shared by threads, WAL."""
 
     backend = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, pool_size: int = DEFAULT_SIZE) -> None:
         self.path = path
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
-        self._closed = False
+        self._pool = SqlitePool(path, pool_size, _set_up)
         try:
-            with self._errors():
-                conn = self._conn()
+            with self._connection() as conn:
                 # IF NOT EXISTS everywhere: several workers may create the schema at once.
                 conn.executescript(_SCHEMA)
                 conn.execute(
@@ -99,34 +105,11 @@ class SqliteKnowledgeStore:
             raise
 
     # -- connections -----------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        conn = sqlite3.connect(
-            self.path,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
-            check_same_thread=False,  # close() may run on another thread
-        )
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the ingest writer
-            conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error:
-            conn.close()
-            raise
-        with self._lock:
-            if self._closed:
-                conn.close()
-                raise KnowledgeUnavailable("knowledge store is closed")
-            # Threads come and go (dev server, tests): close connections of dead threads.
-            for _thread, old in [c for c in self._connections if not c[0].is_alive()]:
-                old.close()
-            self._connections = [c for c in self._connections if c[0].is_alive()]
-            self._connections.append((threading.current_thread(), conn))
-        self._local.conn = conn
-        return conn
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection for one operation; sqlite3 errors become KnowledgeUnavailable."""
+        with self._errors(), self._pool.connection(Deadline(WAIT_SECONDS)) as conn:
+            yield conn
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -138,13 +121,12 @@ class SqliteKnowledgeStore:
             raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
 
     def close(self) -> None:
-        """Close every thread's connection."""
-        with self._lock:
-            self._closed = True
-            for _, conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Close every connection (those in use when returned); the store is unusable after."""
+        self._pool.close()
+
+    def after_fork(self) -> None:
+        """In a gunicorn worker: leave the master's connections alone, open our own."""
+        self._pool.after_fork()
 
     def __enter__(self) -> SqliteKnowledgeStore:
         return self
@@ -160,19 +142,18 @@ class SqliteKnowledgeStore:
             return []
         if deadline.expired():
             raise KnowledgeUnavailable("timeout")
-        conn = self._conn_or_unavailable()
-        conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, _PROGRESS_STEPS)
         try:
-            rows = self._ranked(conn, terms, min(k, MAX_K))
-        except sqlite3.OperationalError as exc:
+            # The pool clears the progress handler when the connection is returned.
+            with self._pool.connection(deadline) as conn:
+                conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, _PROGRESS_STEPS)
+                rows = self._ranked(conn, terms, min(k, MAX_K))
+        except sqlite3.OperationalError as exc:  # PoolTimeout included
             if deadline.expired():
                 raise KnowledgeUnavailable("timeout") from exc
             logger.warning("knowledge search failed: %s", exc)
             raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
         except sqlite3.Error as exc:
             raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
-        finally:
-            conn.set_progress_handler(None, 0)
         return [self._passage(row) for row in rows]
 
     @staticmethod
@@ -209,24 +190,15 @@ class SqliteKnowledgeStore:
             speakers=tuple(json.loads(speakers)),
         )
 
-    def _conn_or_unavailable(self) -> sqlite3.Connection:
-        with self._errors():
-            return self._conn()
-
     def document_sha(self, doc_id: str) -> str | None:
         """The stored sha256 of a document, or None if it is not stored."""
-        with self._errors():
-            row = (
-                self._conn()
-                .execute("SELECT sha256 FROM documents WHERE id = ?", (doc_id,))
-                .fetchone()
-            )
+        with self._connection() as conn:
+            row = conn.execute("SELECT sha256 FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return row[0] if row else None
 
     def counts(self) -> dict[str, int]:
         """{"documents": n, "chunks": n, "people": n} (people: distinct names)."""
-        with self._errors():
-            conn = self._conn()
+        with self._connection() as conn:
             documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
             chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
             people = conn.execute(
@@ -236,20 +208,19 @@ class SqliteKnowledgeStore:
 
     def version(self) -> str:
         """ "{instance}:{counter}": changes on every upsert and when the file is recreated."""
-        with self._errors():
-            rows = dict(self._conn().execute("SELECT key, value FROM meta").fetchall())
+        with self._connection() as conn:
+            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         return f"{rows.get('instance', '')}:{rows.get('version', '0')}"
 
     def ping(self) -> None:
         """Cheap liveness check; raises KnowledgeUnavailable."""
-        with self._errors():
-            self._conn().execute("SELECT count(*) FROM meta").fetchone()
+        with self._connection() as conn:
+            conn.execute("SELECT count(*) FROM meta").fetchone()
 
     # -- writes ----------------------------------------------------------------------
     def upsert(self, doc: Document) -> None:
         """Store a document, replacing any earlier version and all of its chunks."""
-        with self._errors():
-            conn = self._conn()
+        with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 self._replace(conn, doc)

@@ -1,0 +1,185 @@
+"""A bounded pool of SQLite connections shared by threads: one per operation, not per thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from bot.deadline import Deadline
+
+logger = logging.getLogger(__name__)
+
+# Connections per pool (one pool per store per process), opened only when needed. An
+# operation holds its connection for a statement or one transaction, not for a request.
+# SQLite runs one writer at a time (WAL readers run beside it), and a writer waiting for the
+# file lock sits in SQLite's busy handler holding its connection: a smaller pool would turn
+# into a Python queue in front of writers, which starved them under 128 threads where the
+# busy handler did not (commit bbfebfc). So: one connection per gunicorn thread (32 by
+# default), and a gunicorn worker never waits here. The bound matters where threads are
+# unbounded (Flask's development server: one thread per request), capping a store at about
+# 2 file descriptors per connection (database and WAL; the -shm file is shared).
+DEFAULT_SIZE = 32
+
+# Connections a forked child inherited: never used there nor closed (closing an SQLite
+# connection in the child can checkpoint and delete the parent's WAL), and kept referenced
+# so garbage collection does not close them either.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class PoolTimeout(sqlite3.OperationalError):
+    """Every connection stayed busy until the caller's deadline."""
+
+
+class PoolClosed(sqlite3.ProgrammingError):
+    """The pool was closed; it hands out no more connections."""
+
+
+class SqlitePool:
+    """Up to `size` connections to one SQLite file, shared by threads, idle ones reused LIFO.
+
+    Errors are sqlite3 errors (PoolTimeout, PoolClosed included), so each store translates
+    them into its own exception where it already translates SQLite's.
+    """
+
+    def __init__(self, path: str, size: int, setup: Callable[[sqlite3.Connection], None]) -> None:
+        if size < 1:
+            raise ValueError(f"an SQLite pool needs at least one connection, not {size}")
+        self.path = path
+        self.size = size
+        self._setup = setup
+        self._closed = False
+        self._reset()
+        pool = weakref.ref(self)
+        os.register_at_fork(
+            before=lambda: (p := pool()) is not None and p._before_fork(),
+            after_in_child=lambda: (p := pool()) is not None and p.after_fork(),
+        )
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._idle: list[sqlite3.Connection] = []  # a stack: the most recently used on top
+        self._mine: set[sqlite3.Connection] = set()  # open ones, idle or checked out
+        self._opening = 0  # slots taken by connects in progress
+        self._pid = os.getpid()
+
+    @property
+    def opened(self) -> int:
+        """Connections this process holds open now, idle or in use."""
+        with self._cond:
+            return len(self._mine)
+
+    @contextmanager
+    def connection(self, deadline: Deadline) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation, returned clean to the pool afterwards."""
+        conn = self.acquire(deadline)
+        try:
+            yield conn
+        finally:
+            self.release(conn)
+
+    def acquire(self, deadline: Deadline) -> sqlite3.Connection:
+        """An idle connection, else a new one below `size`, else one freed before the deadline."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise PoolClosed(f"{self.path}: connection pool closed")
+                if self._idle:
+                    return self._idle.pop()
+                if len(self._mine) + self._opening < self.size:
+                    self._opening += 1
+                    break
+                remaining = deadline.remaining()
+                if remaining <= 0:
+                    raise PoolTimeout(f"{self.path}: all {self.size} connections busy")
+                self._cond.wait(remaining)
+        # Connecting runs outside the lock: the set-up's PRAGMAs may wait for the file lock,
+        # and returns must not queue behind that.
+        try:
+            conn = self._connect()
+        except BaseException:
+            with self._cond:
+                self._opening -= 1
+                self._cond.notify()  # the slot is free again
+            raise
+        with self._cond:
+            self._opening -= 1
+            self._mine.add(conn)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit (isolation_level=None): transactions are explicit, BEGIN IMMEDIATE where
+        # they matter. Any thread may use the connection, one at a time: the pool sees to it.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self._setup(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def release(self, conn: sqlite3.Connection) -> None:
+        """Take a connection back: rolled back if a transaction is open, handler cleared."""
+        with self._cond:
+            if conn not in self._mine:
+                return  # the parent process's, checked out across a fork: left untouched
+        reusable = _clean(conn)
+        with self._cond:
+            keep = reusable and not self._closed
+            if keep:
+                self._idle.append(conn)
+            else:
+                self._mine.discard(conn)
+            self._cond.notify()
+        if not keep:
+            conn.close()
+
+    def close(self) -> None:
+        """Close idle connections now, those in use when they are returned; open no more."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._mine.difference_update(idle)
+            self._cond.notify_all()  # waiters find the pool closed
+        for conn in idle:
+            conn.close()
+
+    def _before_fork(self) -> None:
+        # Idle connections are closed before a fork: a child that inherits an open SQLite file
+        # shares SQLite's in-process lock bookkeeping for it with its own new connections,
+        # without holding the locks that bookkeeping records. gunicorn's master forks with
+        # every connection idle, so its workers start clean; the parent reopens on demand.
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._mine.difference_update(idle)
+        for conn in idle:
+            try:
+                conn.close()
+            except sqlite3.Error:  # an at-fork hook must not raise
+                logger.warning("sqlite: closing an idle connection before fork failed")
+
+    def after_fork(self) -> None:
+        """In a forked child: keep the parent's connections referenced and unused, start empty."""
+        if self._pid == os.getpid():
+            return  # already done: os.register_at_fork and gunicorn's post_fork both call this
+        # No lock: the child has one thread, and another may have held the lock at the fork.
+        _INHERITED.extend(self._mine)
+        self._reset()
+
+
+def _clean(conn: sqlite3.Connection) -> bool:
+    """Undo what an operation may have left behind; False if the connection is unusable."""
+    try:
+        conn.set_progress_handler(None, 0)
+        if conn.in_transaction:
+            # An exception between BEGIN and COMMIT, or a failed COMMIT: the next user must
+            # not inherit the write lock or half-done writes.
+            conn.rollback()
+    except sqlite3.Error as exc:
+        logger.warning("sqlite: dropping a connection that could not be reset: %s", exc)
+        return False
+    return True
