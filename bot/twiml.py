@@ -6,6 +6,8 @@ import re
 
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.text import xml_safe
+
 # WhatsApp messages through Twilio are capped at 1,600 characters (error 21617).
 MAX_MESSAGE_CHARS = 1600
 TRUNCATED = "\n\n(Answer shortened; ask a narrower question for more.)"
@@ -63,6 +65,6 @@ def split_message(text: str, max_messages: int, limit: int = MAX_MESSAGE_CHARS) 
 def render(text: str, max_messages: int) -> str:
     """TwiML for a reply; empty text gives an empty <Response/> (nothing is sent)."""
     response = MessagingResponse()
-    for part in split_message(text, max_messages):
+    for part in split_message(xml_safe(text), max_messages):
         response.message(part)
     return str(response)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -124,6 +125,12 @@ def test_split_breaks_an_endless_word():
     parts = split_message("x" * 4000, max_messages=5)
     assert [len(p) for p in parts] == [1600, 1600, 818]  # "(n/3) " + up to 1,594 x
     assert "".join(re.sub(r"^\(\d/3\) ", "", p) for p in parts) == "x" * 4000
+
+
+def test_render_drops_what_xml_forbids_and_keeps_the_rest():
+    text = "C0\x00\x07\x1b, lone \ud800\udfff, \ufffe\uffff; kept: \t\n é 👩‍💻 \U0010fffd"
+    (message,) = (el.text for el in ET.fromstring(render(text, 3)).iter("Message"))
+    assert message == "C0, lone , ; kept: \t\n é 👩‍💻 \U0010fffd"
 
 
 def test_render_empty_reply_is_an_empty_response():

@@ -247,6 +247,30 @@ def test_xml_special_characters_in_the_answer_are_escaped(make_app, signed_post)
     assert reply_texts_of(response) == [nasty]
 
 
+def test_characters_xml_forbids_never_reach_the_twiml(make_app, signed_post):
+    app = make_app()
+    # What a document or the model may carry: C0 controls, U+FFFF.
+    app.extensions["bot"].handler.answerer = FixedAnswerer("Bell\x07 nul\x00 \uffff ok\tdone")
+    response = signed_post(app.test_client(), twilio_form("@agent anything"))
+    assert reply_texts_of(response) == ["Bell nul  ok\tdone"]  # parsed as XML 1.0
+
+
+def test_a_document_with_control_characters_still_gets_a_well_formed_reply(
+    make_app, signed_post, tmp_path
+):
+    from bot.knowledge.ingest import ingest_paths
+
+    app = make_app(ingest=False)
+    note = tmp_path / "notes" / "budget.txt"
+    note.parent.mkdir()
+    note.write_text("Title: Budget\nThe side event budget\x07 is 12,000 euros.\x1b[0m\n")
+    ingest_paths(app.extensions["bot"].knowledge, [str(note.parent)], progress=False)
+    for _ in range(2):  # the second is served from the answer cache
+        response = signed_post(app.test_client(), twilio_form("@agent side event budget?"))
+        (reply,) = reply_texts_of(response)
+        assert "12,000 euros" in reply and "\x07" not in reply and "\x1b" not in reply
+
+
 @pytest.mark.parametrize(
     "question",
     [
