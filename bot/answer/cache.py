@@ -1,8 +1,12 @@
 """The answer cache: a first-turn question asked again against unchanged knowledge is
 answered without retrieval or a model call.
 
-Entries live in the history store (so every worker and instance shares them), keyed by the
-normalised question and the knowledge base's version, which every ingest changes. Only
+Entries live in the history store (so every worker and instance shares them), keyed by a
+hash of the exact question text the model is given and the knowledge base's version, which
+every ingest changes. Any looser key (case folded, punctuation dropped) lets two questions
+that read differently to the model share one answer: "budget in €?" and "budget in $?", or
+an innocent question and the same words with instructions written in characters the
+looser key drops, whose answer would then be served to everyone. Only
 answers made without a fallback are cached, and only for questions with no earlier turns:
 a follow-up depends on its conversation, so it is never served from, nor stored in, the
 cache.
@@ -10,11 +14,12 @@ cache.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
 from bot.deadline import Deadline
-from bot.history.store import CachedAnswer, HistoryStore, HistoryUnavailable, normalise_question
+from bot.history.store import CachedAnswer, HistoryStore, HistoryUnavailable
 from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable
 from bot.models import Answer
 
@@ -25,7 +30,7 @@ logger = logging.getLogger(__name__)
 class CacheKey:
     """Where a question's answer is cached."""
 
-    question: str  # normalised
+    question: str  # sha256 of the exact question text the model is given
     knowledge_version: str
 
 
@@ -41,11 +46,11 @@ class AnswerCache:
         Read before retrieval, so an answer is never filed under a newer version than the
         passages it was made from.
         """
-        normalised = normalise_question(question)
-        if not self.ttl_seconds or not normalised:
+        if not self.ttl_seconds or not question:
             return None
+        digest = hashlib.sha256(question.encode("utf-8", "surrogatepass")).hexdigest()
         try:
-            return CacheKey(normalised, knowledge.version())
+            return CacheKey(digest, knowledge.version())
         except KnowledgeUnavailable as exc:
             logger.warning("answer cache skipped: knowledge version unavailable (%s)", exc)
             return None
