@@ -14,16 +14,20 @@ REFUSED = (
 
 
 class AccessPolicy:
-    """Allowlist and admin checks on normalised sender ids ('whatsapp:+E164')."""
+    """Allowlist and admin checks on normalised sender ids ('whatsapp:+E164', 'sms:+E164')."""
 
     def __init__(self, settings: Settings) -> None:
-        self._everyone = settings.local_mode or "*" in settings.allowed_senders
+        self._local = settings.local_mode
+        self._every_whatsapp = "*" in settings.allowed_senders
         self._allowed = frozenset(settings.allowed_senders)
         self._admins = frozenset(settings.admin_senders)
 
     def allows(self, sender: str) -> bool:
-        """Local mode and "*" admit everyone; otherwise only listed numbers (none if empty)."""
-        return self._everyone or sender in self._allowed or sender in self._admins
+        """Local mode admits everyone and "*" every WhatsApp sender; otherwise only listed
+        senders, channel included ("sms:+44..." is not "whatsapp:+44..."); none if empty."""
+        if self._local or sender in self._allowed or sender in self._admins:
+            return True
+        return self._every_whatsapp and sender.startswith("whatsapp:")
 
     def is_admin(self, sender: str) -> bool:
         """Admins may see the team's statistics."""

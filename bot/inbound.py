@@ -33,12 +33,13 @@ def clean_text(text: str) -> str:
     return "".join(kept).strip()
 
 
-def normalise_number(value: str) -> str:
-    """'whatsapp:+44 7700-900123' -> 'whatsapp:+447700900123' (other channels kept as sent)."""
+def normalise_number(value: str, default_channel: str = "whatsapp") -> str:
+    """'whatsapp:+44 7700-900123' -> 'whatsapp:+447700900123'; a number without a channel
+    gets `default_channel` (other channels kept as sent)."""
     value = value.strip()
     channel, sep, number = value.partition(":")
     if not sep:
-        channel, number = "whatsapp", value
+        channel, number = default_channel, value
     number = re.sub(r"[\s\-().]", "", number)
     return f"{channel.lower()}:{number}"
 
@@ -69,7 +70,9 @@ def parse_form(form: Mapping[str, str]) -> InboundMessage:
     group_id = (form.get("ConversationSid") or "").strip()
     return InboundMessage(
         message_sid=clean_text(sid)[:64],
-        sender=normalise_number(clean_text(sender))[:64],
+        # The channel is part of the identity: Twilio sends SMS senders without a prefix,
+        # and an SMS from a listed WhatsApp number must not pass as that person.
+        sender=normalise_number(clean_text(sender), default_channel="sms")[:64],
         to=clean_text(form.get("To") or "")[:64],
         body=clean_text(form.get("Body") or ""),
         num_media=num_media,

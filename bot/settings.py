@@ -198,15 +198,24 @@ def _whatsapp_number(value: Any) -> str:
     return text
 
 
+# Channels a sender entry may name; a number without one is a WhatsApp number.
+SENDER_CHANNELS = ("whatsapp", "sms")
+
+
 def _sender(value: Any) -> str:
-    """'whatsapp:+44 7700-900123' -> 'whatsapp:+447700900123'; '*' stays '*'."""
+    """'whatsapp:+44 7700-900123' or '+44 7700-900123' -> 'whatsapp:+447700900123',
+    'sms:+44...' stays an SMS sender; '*' stays '*'."""
     text = _text(value)
     if text == "*":
         return text
     number = normalise_number(text)
-    bare = number.removeprefix("whatsapp:")
-    if not (bare.startswith("+") and bare[1:].isdigit() and 8 <= len(bare) <= 16):
-        raise ValueError('E.164 numbers such as "+447700900123" (or "*" for everyone)')
+    channel, _, bare = number.partition(":")
+    e164 = bare.startswith("+") and bare[1:].isdigit() and 8 <= len(bare) <= 16
+    if channel not in SENDER_CHANNELS or not e164:
+        raise ValueError(
+            'E.164 numbers such as "+447700900123" (WhatsApp) or "sms:+447700900123"'
+            ' (or "*" for every WhatsApp sender)'
+        )
     return number
 
 

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.access import AccessPolicy
+from bot.access import AccessPolicy, refusal_text
 from bot.settings import Settings
 from tests.conftest import ALICE, BOB, PUBLIC_URL, TOKEN, WEBHOOK, sign, twilio_form
 from tests.test_webhook import SpyAnswerer, reply_texts_of, stored_rows
@@ -65,6 +65,32 @@ def test_empty_list_admits_nobody_when_a_token_is_set(make_app, signed_post):
     (reply,) = ask(app, signed_post, "@agent UNEA attendees?", ALICE)
     assert "allowed_senders" in reply
     assert handler.answerer.calls == []
+
+
+ALICE_BY_SMS = ALICE.replace("whatsapp:", "")  # Twilio's SMS webhooks send bare numbers
+
+
+@pytest.mark.parametrize("allowed", [(ALICE,), ("*",)])
+def test_an_sms_from_a_listed_whatsapp_number_is_another_sender(make_app, signed_post, allowed):
+    app = make_app(allowed_senders=allowed, admin_senders=(ALICE,))
+    handler = spied(app)
+    ask(app, signed_post, "@agent who attended the UNEA meeting?", ALICE)
+    assert len(handler.answerer.calls) == 1
+    (reply,) = ask(app, signed_post, "@agent sources", ALICE_BY_SMS)
+    assert reply == refusal_text("sms:" + ALICE_BY_SMS) and "sms:+44" in reply
+    for body in ("@agent stats", "@agent who attended?"):  # one refusal a day, then silence
+        assert ask(app, signed_post, body, ALICE_BY_SMS) == []
+    assert len(handler.answerer.calls) == 1 and len(handler.knowledge.queries) == 1
+
+
+def test_a_listed_sms_sender_has_a_history_of_its_own(make_app, signed_post):
+    app = make_app(allowed_senders=(ALICE, "sms:" + ALICE_BY_SMS))
+    ask(app, signed_post, "@agent who attended the UNEA meeting?", ALICE)
+    (sources,) = ask(app, signed_post, "@agent sources", ALICE_BY_SMS)
+    assert "UNEA" not in sources  # ALICE's WhatsApp conversation is not this sender's
+    handler = spied(app)
+    ask(app, signed_post, "@agent why was that decided?", ALICE_BY_SMS)
+    assert "UNEA" not in handler.knowledge.queries[-1]  # no follow-up on her WhatsApp turn
 
 
 def test_admins_are_allowed_even_when_not_listed():

@@ -58,6 +58,20 @@ def test_parse_form_normalises_and_ignores_unknown_fields():
     assert not message.is_group
 
 
+@pytest.mark.parametrize(
+    ("sent", "sender"),
+    [
+        ("whatsapp:+447700900001", "whatsapp:+447700900001"),
+        ("WhatsApp:+44 7700 900001", "whatsapp:+447700900001"),
+        ("+447700900001", "sms:+447700900001"),  # Twilio's SMS webhooks: no channel prefix
+        ("sms:+447700900001", "sms:+447700900001"),
+        ("messenger:1234567890", "messenger:1234567890"),
+    ],
+)
+def test_the_channel_is_part_of_the_sender(sent, sender):
+    assert parse_form(twilio_form("hi", sender=sent)).sender == sender
+
+
 def test_parse_form_marks_groups_only_when_twilio_does():
     assert parse_form(twilio_form("hi", ConversationSid="CH123")).is_group
     assert not parse_form(twilio_form("hi, group of friends")).is_group

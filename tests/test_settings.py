@@ -61,6 +61,7 @@ INVALID_CONFIG = [
     ("whatsapp.max_question_chars", 5, "20 to 10000"),
     ("whatsapp.allowed_senders", "+447700900123", "a list of E.164"),
     ("whatsapp.allowed_senders", ["07700 900123"], "E.164 numbers"),
+    ("whatsapp.allowed_senders", ["messenger:+447700900123"], "sms:+"),
     ("whatsapp.admin_senders", ["*"], '"*" not allowed'),
     ("whatsapp.admin_senders", [12], "a string"),
     ("whatsapp.rate_limit", "lots per minute", "6 per minute; 100 per day"),
@@ -226,9 +227,18 @@ def test_app_import_with_bad_config_exits_with_one_line(tmp_path):
 def test_sender_lists_are_normalised(tmp_path):
     path = write_config(
         tmp_path,
-        {"whatsapp": {"allowed_senders": ["+44 7700-900123", "whatsapp:+15555550100", "*"]}},
+        {
+            "whatsapp": {
+                "allowed_senders": ["+44 7700-900123", "whatsapp:+15555550100", "*", "SMS:+1 555-0100"]
+            }
+        },
     )
-    assert load(path).allowed_senders == ("whatsapp:+447700900123", "whatsapp:+15555550100", "*")
+    assert load(path).allowed_senders == (
+        "whatsapp:+447700900123",
+        "whatsapp:+15555550100",
+        "*",
+        "sms:+15550100",
+    )
 
 
 def test_an_explicit_config_path_that_is_missing_is_an_error(tmp_path):
