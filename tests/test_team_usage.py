@@ -116,7 +116,7 @@ def scripted_week(bot: TeamBot, clock: Clock) -> None:
     at(clock, 0)
     bot.say(ALICE, "@agent Who attended the UNEA meeting?", model(1000))  # first turn: cached
     at(clock, 0, 10)
-    bot.say(CAROL, "@agent who attended the UNEA meeting", model(5000))  # cache hit: 0 ms
+    bot.say(CAROL, "@agent Who attended the UNEA meeting?", model(5000))  # cache hit: 0 ms
     at(clock, 2)
     bot.say(ALICE, "@agent What did we decide about Germany?", model(3000))
     at(clock, 2, 9, 5)
