@@ -30,6 +30,7 @@ def create_app(
     from bot.limits import init_limits
     from bot.logs import configure_logging
     from bot.metrics import Metrics
+    from bot.security import local_token
     from bot.webhook import MAX_BODY_BYTES, WEBHOOK_ENDPOINT, bp
 
     if isinstance(config_override, Settings):
@@ -65,6 +66,8 @@ def create_app(
     metrics = Metrics()
     handler = ConversationHandler(settings, history, knowledge, answerer, metrics)
     services = Services(settings, history, knowledge, answerer, metrics, handler, handler.access)
+    if settings.local_mode:
+        services.local_token = local_token(settings.data_dir)
     app.extensions["bot"] = services
     app.register_blueprint(bp)
     services.limiter = init_limits(app, settings, WEBHOOK_ENDPOINT)

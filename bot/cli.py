@@ -21,7 +21,7 @@ from bot.commands import answers_text, feedback_text, seconds_text
 from bot.deadline import Deadline
 from bot.history.store import Feedback, UsageStats
 from bot.inbound import mask_number, normalise_number
-from bot.security import SIGNATURE_HEADER
+from bot.security import LOCAL_TOKEN_HEADER, SIGNATURE_HEADER, local_token
 from bot.settings import Settings
 
 WEBHOOK_PATH = "/whatsapp/webhook"
@@ -79,6 +79,9 @@ def chat_command(text: tuple[str, ...], sender: str, url: str | None) -> None:
     else:
         target = (settings.public_base_url or "http://localhost") + WEBHOOK_PATH
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if settings.local_mode:
+        # The secret a local-mode server in this data directory expects (bot/security.py).
+        headers[LOCAL_TOKEN_HEADER] = local_token(settings.data_dir)
     if settings.twilio_auth_token:
         signed = (settings.public_base_url + WEBHOOK_PATH) if settings.public_base_url else target
         validator = RequestValidator(settings.twilio_auth_token)

@@ -1,10 +1,14 @@
-"""Twilio signature check against the public URL, and local mode's loopback rule."""
+"""Twilio signature check against the public URL, and local mode's loopback-and-token rule."""
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import logging
+import os
+import secrets
 from functools import lru_cache
+from pathlib import Path
 
 from flask import Request
 from twilio.request_validator import RequestValidator
@@ -44,20 +48,51 @@ def signed_url(request: Request, settings: Settings) -> str:
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
 
 
-def is_local_client(request: Request) -> bool:
-    """A client on this machine talking to us directly, not through a tunnel or proxy."""
-    return is_loopback(request.remote_addr) and not any(
+# Local mode: the secret a request must carry, kept in DATA_DIR and readable by its owner
+# only. Loopback and "no forwarding header" are not enough: a relay on this machine that
+# adds no header (ngrok tcp, ssh -R, socat, a bare nginx proxy_pass) connects from
+# 127.0.0.1 too, on behalf of anyone on the internet.
+LOCAL_TOKEN_HEADER = "X-Local-Token"
+LOCAL_TOKEN_FILE = "local-token"
+
+
+def local_token(data_dir: str) -> str:
+    """This data directory's local-mode secret, made on first use (atomically, mode 0600)."""
+    path = Path(data_dir) / LOCAL_TOKEN_FILE
+    if not path.exists():
+        draft = path.with_name(f".{LOCAL_TOKEN_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_hex(32) + "\n")
+        try:
+            # link() fails if another process made the file first: every process then
+            # reads the same secret, complete (never a half-written one).
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(draft)
+    return path.read_text(encoding="ascii").strip()
+
+
+def is_local_client(request: Request, token: str) -> bool:
+    """A client on this machine, talking to us directly, that holds the local secret."""
+    direct = is_loopback(request.remote_addr) and not any(
         header in request.headers for header in FORWARDING_HEADERS
     )
+    sent = request.headers.get(LOCAL_TOKEN_HEADER, "")
+    return direct and bool(token) and hmac.compare_digest(sent.encode(), token.encode())
 
 
-def verify_twilio_request(request: Request, settings: Settings) -> bool:
-    """True when the request may reach any data (see SPEC.md, local mode)."""
+def verify_twilio_request(request: Request, settings: Settings, token: str = "") -> bool:
+    """True when the request may reach any data (see SPEC.md, local mode); `token` is the
+    local-mode secret."""
     if settings.local_mode:
-        if not is_local_client(request):
+        if not is_local_client(request, token):
             logger.warning(
-                "local mode (no TWILIO_AUTH_TOKEN) serves this machine only: refused a "
-                "forwarded or remote request; set TWILIO_AUTH_TOKEN to accept Twilio's"
+                "local mode (no TWILIO_AUTH_TOKEN) serves this machine only: refused a request "
+                "without the local token (`flask --app app chat --url ...` sends it); set "
+                "TWILIO_AUTH_TOKEN to accept Twilio's"
             )
             return False
         return True

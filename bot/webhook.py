@@ -49,7 +49,7 @@ def gate() -> Response | None:
         return _plain(413, "Request body too large")
     if request.mimetype != FORM_TYPE:
         return _plain(400, f"Expected {FORM_TYPE}")
-    if not verify_twilio_request(request, services.settings):
+    if not verify_twilio_request(request, services.settings, services.local_token):
         logger.warning("rejected a request with a missing or invalid Twilio signature")
         return _plain(403, "Invalid or missing Twilio signature")
     try:

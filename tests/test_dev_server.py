@@ -1,9 +1,12 @@
-"""`make run`'s threaded development server keeps a bounded number of files open.
+"""`make run`'s threaded development server (`python app.py`) in local mode, for real.
 
-Flask's development server starts one thread per request. Stores that opened an SQLite
-connection per thread grew by two file descriptors per message until the process reached
-its limit and history went silently unavailable. Here the real server (`python app.py`)
-answers 2,000 webhook requests while /proc/<pid>/fd is sampled.
+It keeps a bounded number of files open: Flask's development server starts one thread per
+request, and stores that opened an SQLite connection per thread grew by two file
+descriptors per message until the process reached its limit and history went silently
+unavailable. Here it answers 2,000 webhook requests while /proc/<pid>/fd is sampled.
+
+And it serves only requests holding the local token: a relay on this machine that adds no
+forwarding header connects from 127.0.0.1 on behalf of anyone.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import pytest
 from bot.cli import reply_texts
 from bot.knowledge import open_knowledge_store
 from bot.knowledge.ingest import ingest_paths
+from bot.security import LOCAL_TOKEN_FILE, LOCAL_TOKEN_HEADER, local_token
 from bot.settings import ENV_KEYS, Settings
 from tests.conftest import REPO, SAMPLE, WEBHOOK, twilio_form
 from tests.services import free_port
+from tests.services.relay import BlackHoleRelay
 
 REQUESTS = 2000
 CLIENTS = 4  # concurrent senders, one client thread each
@@ -48,8 +53,9 @@ def open_files(pid: int) -> int:
 
 
 @pytest.fixture
-def dev_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, Path]]:
-    """`python app.py` in local mode on a free port, the sample ingested; (URL, process, log)."""
+def dev_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, Path, str]]:
+    """`python app.py` in local mode on a free port, the sample ingested; (URL, process, log,
+    the local token)."""
     data = tmp_path / "data"
     with open_knowledge_store(Settings(data_dir=str(data))) as knowledge:
         ingest_paths(knowledge, [str(SAMPLE)], progress=False)
@@ -82,7 +88,7 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(base, server, log)
-        yield base, server, log
+        yield base, server, log, local_token(str(data))
     finally:
         server.terminate()
         try:
@@ -106,9 +112,9 @@ def _wait_until_serving(base: str, server: subprocess.Popen, log: Path) -> None:
             time.sleep(0.1)
 
 
-def post(base: str, form: dict[str, str]) -> tuple[int, str, str]:
-    """(status, content type, body) of one unsigned webhook POST."""
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+def post(base: str, form: dict[str, str], token: str) -> tuple[int, str, str]:
+    """(status, content type, body) of one unsigned webhook POST with this local token."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded", LOCAL_TOKEN_HEADER: token}
     request = urllib.request.Request(base + WEBHOOK, urlencode(form).encode(), headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -117,7 +123,7 @@ def post(base: str, form: dict[str, str]) -> tuple[int, str, str]:
         return exc.code, "", exc.read().decode(errors="replace")
 
 
-def converse(base: str, n: int, count: int) -> list[str]:
+def converse(base: str, token: str, n: int, count: int) -> list[str]:
     """One sender's `count` messages: question, sources, question, stats, ...; the failures."""
     sender = f"whatsapp:+4477006{n:05d}"
     failures: list[str] = []
@@ -128,7 +134,7 @@ def converse(base: str, n: int, count: int) -> list[str]:
             body, asked = f"@agent {QUESTIONS[step // 2]}", asked + 1
         else:
             body = "@agent sources" if step == 1 else "@agent stats"
-        status, kind, text = post(base, twilio_form(body, sender))
+        status, kind, text = post(base, twilio_form(body, sender), token)
         texts = reply_texts(text) if status == 200 and kind == "text/xml" else []
         reply = texts[0] if texts else ""
         # Each expectation needs both stores: a question its passages, `sources` the
@@ -145,7 +151,7 @@ def converse(base: str, n: int, count: int) -> list[str]:
 
 
 def test_two_thousand_webhooks_keep_the_dev_server_under_64_open_files(dev_server):
-    base, server, log = dev_server
+    base, server, log, token = dev_server
     samples = [open_files(server.pid)]
     done = threading.Event()
 
@@ -157,11 +163,17 @@ def test_two_thousand_webhooks_keep_the_dev_server_under_64_open_files(dev_serve
     sampler.start()
     started = time.monotonic()
     per_sender = REQUESTS // CLIENTS
+
+    def sender(n: int) -> list[str]:
+        return converse(base, token, n, per_sender)
+
     try:
         with ThreadPoolExecutor(max_workers=CLIENTS) as clients:
             failures = [
                 failure
-                for batch in clients.map(lambda n: converse(base, n, per_sender), range(CLIENTS))
+                for batch in clients.map(
+                    lambda n: converse(base, token, n, per_sender), range(CLIENTS)
+                )
                 for failure in batch
             ]
     finally:
@@ -180,3 +192,25 @@ def test_two_thousand_webhooks_keep_the_dev_server_under_64_open_files(dev_serve
     assert counters["answers"] == REQUESTS // 2 and counters["errors"] == 0, health
     assert health["components"]["history"]["ok"] and health["components"]["knowledge"]["ok"]
     assert max(samples) < MAX_OPEN_FILES, figures
+
+
+def test_local_mode_refuses_what_a_headerless_relay_forwards(dev_server, tmp_path):
+    # ngrok tcp, ssh -R, socat, nginx proxy_pass without X-Forwarded-For: a stranger's
+    # request arrives from 127.0.0.1 with no forwarding header. Only the token tells.
+    base, server, log, token = dev_server
+    port = int(base.rpartition(":")[2])
+    relay = BlackHoleRelay("127.0.0.1", port)
+    relayed = f"http://{relay.address}"
+    try:
+        for body in ("@agent sources", "@agent stats", "@agent forget me"):
+            status, _, text = post(relayed, twilio_form(body, "whatsapp:+447700900001"), "")
+            assert (status, text) == (403, "Invalid or missing Twilio signature\n")
+        guessed = post(relayed, twilio_form("@agent stats"), "0" * 64)
+        assert guessed[0] == 403
+    finally:
+        relay.close()
+    # The owner's own client, which reads the token from DATA_DIR, is served.
+    status, _, text = post(base, twilio_form("@agent who attended the UNEA meeting?"), token)
+    assert status == 200 and "Amara Okafor" in text
+    # The token is the owner's alone.
+    assert (tmp_path / "data" / LOCAL_TOKEN_FILE).stat().st_mode & 0o777 == 0o600

@@ -312,27 +312,34 @@ def test_unknown_fields_are_accepted(ask):
     assert ask("@agent help", NewTwilioField="surprise", ButtonPayload="x")
 
 
-def test_local_mode_serves_loopback_only(make_app):
-    client = make_app(twilio_auth_token="").test_client()
+def test_local_mode_serves_loopback_clients_holding_the_local_token(make_app):
+    from bot.security import LOCAL_TOKEN_HEADER
+
+    app = make_app(twilio_auth_token="")
+    token = app.extensions["bot"].local_token
+    assert len(token) == 64
+    client = app.test_client()
     form = urlencode(twilio_form("@agent help"))
-    kind = "application/x-www-form-urlencoded"
-    local = client.post(
-        WEBHOOK, data=form, content_type=kind, environ_base={"REMOTE_ADDR": "127.0.0.1"}
-    )
-    remote = client.post(
-        WEBHOOK, data=form, content_type=kind, environ_base={"REMOTE_ADDR": "203.0.113.9"}
-    )
+
+    def post(address: str, **headers: str) -> int:
+        return client.post(
+            WEBHOOK,
+            data=form,
+            content_type="application/x-www-form-urlencoded",
+            environ_base={"REMOTE_ADDR": address},
+            headers=headers,
+        ).status_code
+
+    assert post("127.0.0.1", **{LOCAL_TOKEN_HEADER: token}) == 200
+    # A relay on this machine that adds no header connects from 127.0.0.1 too.
+    assert post("127.0.0.1") == 403
+    assert post("127.0.0.1", **{LOCAL_TOKEN_HEADER: token[:-1] + "0"}) == 403
+    assert post("203.0.113.9", **{LOCAL_TOKEN_HEADER: token}) == 403
     # ngrok's agent connects from 127.0.0.1 but marks what it forwards.
-    tunnelled = client.post(
-        WEBHOOK,
-        data=form,
-        content_type=kind,
-        environ_base={"REMOTE_ADDR": "127.0.0.1"},
-        headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
-    )
-    assert local.status_code == 200
-    assert remote.status_code == 403
-    assert tunnelled.status_code == 403
+    tunnelled = {"X-Forwarded-For": "203.0.113.9", LOCAL_TOKEN_HEADER: token}
+    assert post("127.0.0.1", **tunnelled) == 403
+    # Every app on the same data directory shares the one secret (gunicorn's workers).
+    assert make_app(twilio_auth_token="").extensions["bot"].local_token == token
 
 
 def test_health_reports_components_and_counters_without_secrets(ask, client):
