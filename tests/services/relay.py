@@ -100,7 +100,7 @@ class BlackHoleRelay:
                 if not data:
                     break
                 sink.sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: close() closed the socket under select
             pass
         finally:
             for sock in (source, sink):
