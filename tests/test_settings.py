@@ -229,7 +229,12 @@ def test_sender_lists_are_normalised(tmp_path):
         tmp_path,
         {
             "whatsapp": {
-                "allowed_senders": ["+44 7700-900123", "whatsapp:+15555550100", "*", "SMS:+1 555-0100"]
+                "allowed_senders": [
+                    "+44 7700-900123",
+                    "whatsapp:+15555550100",
+                    "*",
+                    "SMS:+1 555-0100",
+                ]
             }
         },
     )
