@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
@@ -14,10 +18,11 @@ from bot.cli import reply_texts
 from bot.conversation import KNOWLEDGE_DOWN
 from bot.knowledge import SqliteKnowledgeStore, open_knowledge_store
 from bot.knowledge.graph import GraphKnowledgeStore
-from bot.knowledge.graph_client import _INHERITED, GraphClient
+from bot.knowledge.graph_client import _INHERITED, WORKERS, GraphClient
 from bot.settings import load_settings
 from tests.conftest import twilio_form
 from tests.services.falkordb import FalkorDBServer
+from tests.services.relay import BlackHoleRelay
 
 BUDGET = 5.0  # settings_for's response_timeout_seconds
 
@@ -42,6 +47,27 @@ def ask(signed_post) -> Callable[..., tuple[str, float]]:
         return "\n".join(reply_texts(response.get_data(as_text=True))), elapsed
 
     return send
+
+
+@pytest.fixture
+def relay(falkordb: FalkorDBServer) -> Iterator[BlackHoleRelay]:
+    """A relay in front of FalkorDB's Bolt port that can black-hole the network."""
+    relay = BlackHoleRelay("127.0.0.1", falkordb.bolt_port)
+    yield relay
+    relay.close()
+
+
+def graph_threads() -> tuple[int, int]:
+    """(busy, all) threads of the graph client's executors: busy ones run a transaction."""
+    threads = [t for t in threading.enumerate() if t.name.startswith("graph_")]
+    frames = sys._current_frames()
+    busy = 0
+    for thread in threads:
+        frame = frames.get(thread.ident or 0)
+        while frame is not None and frame.f_code.co_name != "_transact":
+            frame = frame.f_back
+        busy += frame is not None
+    return busy, len(threads)
 
 
 def knowledge_health(app: Flask) -> dict:
@@ -98,6 +124,62 @@ def test_a_frozen_graph_costs_a_reply_not_the_deadline(graph_app, ask, falkordb)
     assert "Amara Okafor" in ask(app, "@agent who attended the UNEA meeting?")[0]
 
 
+def test_a_black_holed_network_costs_replies_not_threads(make_app, signed_post, relay) -> None:
+    budget = 3.0
+    app = make_app(
+        neo4j_uri=f"bolt://{relay.address}",
+        neo4j_user="falkordb",
+        response_timeout_seconds=budget,
+    )
+
+    def one(sender: str, body: str) -> tuple[str, float]:
+        started = time.monotonic()
+        response = signed_post(app.test_client(), twilio_form(body, sender))
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200
+        return "\n".join(reply_texts(response.get_data(as_text=True))), elapsed
+
+    def burst(first: int, body: str) -> list[tuple[str, float]]:
+        """More concurrent first questions (from new senders) than the client has threads."""
+        senders = [f"whatsapp:+4477009{n:05d}" for n in range(first, first + WORKERS + 8)]
+        with ThreadPoolExecutor(len(senders)) as requests:
+            return list(requests.map(one, senders, [body] * len(senders)))
+
+    # A warm pool: the outage catches connections that already carry queries, not just
+    # new ones (whose Bolt handshake the acquisition timeout bounds anyway).
+    assert all("Amara Okafor" in reply for reply, _ in burst(0, "@agent who attended UNEA?"))
+
+    relay.blackhole()  # nothing refused, nothing closed: every Bolt read just waits
+    replies = burst(100, "@agent who attended the UNEA meeting?")
+    times = [elapsed for _, elapsed in replies]
+    print(
+        f"\n{len(replies)} replies during the outage: "
+        f"max {max(times):.2f} s, median {statistics.median(times):.2f} s (budget {budget} s)"
+    )
+    assert {reply for reply, _ in replies} == {KNOWLEDGE_DOWN}
+    assert max(times) < budget + 0.5
+    # Still black-holed: transactions stuck on dead sockets were torn down and their
+    # threads returned; retired executors are gone, only the current one's idle threads
+    # are left (a dead read must not hold a thread until the network comes back).
+    freed_by = time.monotonic() + budget
+    while graph_threads()[0] and time.monotonic() < freed_by:
+        time.sleep(0.1)
+    busy, alive = graph_threads()
+    print(f"graph threads {budget} s after the outage's replies: {busy} busy, {alive} alive")
+    assert busy == 0 and alive <= WORKERS
+
+    relay.resume()
+    resumed = time.monotonic()
+    while True:
+        reply, elapsed = one("whatsapp:+447700900999", "@agent why was Germany deprioritised?")
+        assert elapsed < budget + 0.5
+        if "Germany" in reply:
+            break
+        assert time.monotonic() - resumed < 10, "still no answer from the graph 10 s after"
+        time.sleep(0.2)
+    print(f"first normal answer {time.monotonic() - resumed:.2f} s after the network came back")
+
+
 def test_the_app_starts_while_the_graph_is_down(graph_app, ask, falkordb) -> None:
     falkordb.stop()
     app = graph_app(ingest=False)  # nothing connects at start-up
@@ -130,13 +212,13 @@ def test_open_knowledge_store_picks_the_backend(settings_for) -> None:
 def test_one_driver_per_process_and_none_shared_after_fork(falkordb, monkeypatch) -> None:
     client = GraphClient(falkordb.bolt_url, "falkordb", "")
     try:
-        parent, _ = client._state()
-        assert client._state()[0] is parent
+        parent = client._state().driver
+        assert client._state().driver is parent
         monkeypatch.setattr(os, "getpid", lambda: -1)  # as seen from a forked child
-        child, _ = client._state()
+        child = client._state().driver
         assert child is not parent and parent in _INHERITED  # never closed by the child
         client.after_fork()  # gunicorn's post_fork hook: nothing to drop any more
-        assert client._state()[0] is child
+        assert client._state().driver is child
     finally:
         monkeypatch.undo()
         client.close()  # the child's driver, as seen from the parent: kept, not closed
