@@ -16,9 +16,11 @@ from mistralai.client import Mistral, errors, models
 
 from bot.answer.base import AnswerFailed
 from bot.answer.prompt import DEFAULT_MAX_PASSAGE_CHARS, build_messages
+from bot.answer.transport import deadline_client
 from bot.deadline import Deadline
 from bot.knowledge.embedder import EMBEDDING_DIMENSIONS, EmbeddingFailed
 from bot.models import Answer, Passage, Turn
+from bot.text import xml_safe
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,9 @@ _SOURCES_RE = re.compile(
 
 def to_whatsapp(text: str) -> str:
     """Rewrite Markdown into WhatsApp formatting: no headings or tables, *bold*, plain links."""
+    # The JSON may carry escapes of characters no reply can hold (a control character, a
+    # lone surrogate that cannot even be stored as UTF-8).
+    text = xml_safe(text)
     text = _BOLD_RE.sub(lambda m: f"*{m.group(1) or m.group(2)}*", text)
     text = _HEADING_RE.sub(lambda m: f"*{m.group(1).strip('*_ ')}*", text)
     text = _LINK_RE.sub(r"\1 (\2)", text)
@@ -223,7 +228,8 @@ class _ProcessClient:
                 limits = httpx2.Limits(
                     max_connections=self._pool_size, max_keepalive_connections=self._pool_size
                 )
-                self._http = httpx2.Client(limits=limits, follow_redirects=True)
+                # timeout_ms bounds the whole call there, not each read (see transport.py).
+                self._http = deadline_client(limits)
                 # retry_config=None: we retry ourselves, within the deadline.
                 self._sdk = Mistral(
                     api_key=self._api_key,

@@ -12,7 +12,7 @@ from bot.answer.mistral import MistralEmbedder
 from bot.deadline import Deadline
 from bot.knowledge.embedder import EMBEDDING_DIMENSIONS, EmbeddingFailed
 from tests.answer.conftest import API_KEY
-from tests.fakes.mistral_server import MistralStub, embed
+from tests.fakes.mistral_server import TRICKLE_MODES, MistralStub, embed
 
 
 @pytest.fixture
@@ -51,6 +51,23 @@ def test_a_slow_api_fails_before_the_deadline(stub, embedder) -> None:
         embedder.embed(["budget"], Deadline(0.8))
     assert caught.value.reason == "timeout"
     assert time.monotonic() - started < 1.2
+
+
+@pytest.mark.parametrize("mode", TRICKLE_MODES)
+def test_a_trickled_or_endless_response_fails_within_the_budget(stub, embedder, mode) -> None:
+    stub.trickle = mode
+    started = time.monotonic()
+    with pytest.raises(EmbeddingFailed) as caught:
+        embedder.embed(["budget"], Deadline(2))
+    elapsed = time.monotonic() - started
+    print(f"\nembeddings, {mode} trickled: failed after {elapsed:.2f}s of a 2 s budget")
+    assert caught.value.reason == "timeout"  # the graph store then searches full-text only
+    assert elapsed < 2.5
+    stub.trickle = None
+    # The same client still works: the cut connection was closed, not pooled.
+    assert embedder.embed(["budget"], Deadline(5)) == [pytest.approx(embed("budget"))]
+    requests = [r for r in stub.requests if r.path.startswith("/v1/embeddings")]
+    assert requests[1].port != requests[0].port
 
 
 def test_errors_become_short_reasons_without_the_key(stub, caplog) -> None:

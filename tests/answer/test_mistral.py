@@ -14,7 +14,19 @@ from bot.answer.mistral import MistralAnswerer, to_whatsapp, with_sources
 from bot.deadline import Deadline
 from bot.models import Passage
 from tests.answer.conftest import API_KEY
-from tests.fakes.mistral_server import MistralStub
+from tests.fakes.mistral_server import TRICKLE_MODES, MistralStub
+
+MARGIN = 0.5  # past the budget: scheduling on a loaded machine, never a slow server
+
+
+def wait_for(condition, seconds: float = 5.0) -> bool:
+    """True once `condition()` is, polling for at most `seconds`."""
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_passages_history_and_question_reach_the_model(stub, mistral, passages, turns):
@@ -70,6 +82,15 @@ def test_markdown_becomes_whatsapp_formatting(stub, mistral, passages):
     assert "notes (https://ex.org/n)" in answer.text
 
 
+def test_characters_no_reply_can_carry_are_dropped_from_the_model_text(stub, mistral, passages):
+    # JSON escapes can carry control characters and noncharacters that XML 1.0 forbids.
+    stub.reply = "Amina\x07 attended. Bell\x00 done\ufffe."
+    answer = mistral.answer("Who attended?", passages, [], Deadline(5))
+    assert answer.text.startswith("Amina attended. Bell done.")
+    # ... and lone surrogates ("\\ud800"), which cannot even be stored as UTF-8.
+    assert to_whatsapp("Lone\ud800 surrogate").encode("utf-8") == b"Lone surrogate"
+
+
 def test_hanging_model_falls_back_before_the_deadline(stub, fallback, passages):
     stub.delay = 30
     started = time.monotonic()
@@ -79,6 +100,79 @@ def test_hanging_model_falls_back_before_the_deadline(stub, fallback, passages):
     assert answer.backend == "extractive"
     assert answer.fallback_reason == "timeout"
     assert "Attendees: Amina Diallo" in answer.text
+
+
+@pytest.mark.parametrize("mode", TRICKLE_MODES)
+def test_a_trickled_or_endless_response_falls_back_within_the_budget(
+    stub, fallback, passages, mode
+):
+    # Each read gets data before a per-read timeout: only an overall deadline ends these.
+    stub.trickle = mode
+    started = time.monotonic()
+    answer = fallback.answer("Who attended?", passages, [], Deadline(2))
+    elapsed = time.monotonic() - started
+    print(f"\nanswer, {mode} trickled: fell back after {elapsed:.2f}s of a 2 s budget")
+    assert answer.backend == "extractive"
+    assert answer.fallback_reason == "timeout"
+    assert elapsed < 2 + MARGIN
+
+
+def test_a_call_cut_short_closes_its_connection_and_the_next_call_works(stub, mistral, passages):
+    stub.trickle = "body"
+    started = time.monotonic()
+    with pytest.raises(AnswerFailed) as failed:
+        mistral.answer("Who attended?", passages, [], Deadline(2))
+    cut_after = time.monotonic() - started
+    assert failed.value.reason == "timeout" and cut_after < 2 + MARGIN
+    [cut] = stub.requests
+    stub.trickle = None  # not reset(): the stand-in keeps trickling until the client hangs up
+    started = time.monotonic()
+    answer = mistral.answer("Who attended?", passages, [], Deadline(5))
+    print(
+        f"\ncut after {cut_after:.2f}s; the next call answered in "
+        f"{time.monotonic() - started:.2f}s on a new connection"
+    )
+    assert answer.backend == "mistral"
+    # A half-read response never goes back to the pool: the next call used a new
+    # connection, and the stand-in saw the client close the old one.
+    assert stub.requests[1].port != cut.port
+    assert wait_for(lambda: cut.port in stub.abandoned)
+
+
+def test_a_redirect_shares_its_calls_budget(stub, fallback, passages):
+    # A 307 after 1 s, then 1 s more before a trickled body: the redirected request gets
+    # what the call has left, not a budget of its own (1 s + 1.7 s).
+    stub.statuses, stub.delay, stub.trickle = [307], 1.0, "body"
+    started = time.monotonic()
+    answer = fallback.answer("Who attended?", passages, [], Deadline(2))
+    elapsed = time.monotonic() - started
+    print(f"\nredirected, then trickled: fell back after {elapsed:.2f}s of a 2 s budget")
+    assert len(stub.chat_requests) == 2  # the redirect was followed
+    assert answer.fallback_reason == "timeout"
+    assert elapsed < 2 + MARGIN
+
+
+def test_concurrent_calls_each_end_by_their_own_deadline(stub, mistral, passages):
+    stub.trickle = "body"
+    budgets = [2.0, 3.5] * 4
+
+    def cut_after(budget: float) -> tuple[str, float]:
+        started = time.monotonic()
+        try:
+            mistral.answer("Who attended?", passages, [], Deadline(budget))
+            reason = "answered"
+        except AnswerFailed as exc:
+            reason = exc.reason
+        return reason, time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=len(budgets)) as pool:
+        results = list(pool.map(cut_after, budgets))
+    pairs = list(zip(budgets, results, strict=True))
+    print("\n" + ", ".join(f"{b:g}s budget: {t:.2f}s" for b, (_, t) in pairs))
+    for budget, (reason, elapsed) in pairs:
+        assert reason == "timeout"
+        # Not before its own budget (less the reserve), not after it: no shared end time.
+        assert budget - mistral.reserve - MARGIN < elapsed < budget + MARGIN
 
 
 def test_429_then_200_is_retried(stub, mistral, passages):

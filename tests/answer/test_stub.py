@@ -7,10 +7,14 @@ import threading
 import time
 
 import httpx2
+import pytest
 from mistralai.client import Mistral
 
 from tests.answer.conftest import API_KEY
 from tests.fakes.mistral_server import EMBEDDING_DIMENSIONS, MistralStub
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def test_embeddings_and_models_parse_with_the_real_sdk(stub):
@@ -45,6 +49,28 @@ def test_statuses_are_served_in_order_then_200(stub):
     assert codes == [429, 500, 200]
     stub.reset()
     assert stub.requests == [] and stub.statuses == []
+
+
+@pytest.mark.parametrize("mode", ["headers", "body"])
+def test_a_trickled_response_is_the_same_response_slowly(stub, mode):
+    stub.reply, stub.trickle, stub.trickle_interval = "Slowly.", mode, 0.001
+    with httpx2.Client(timeout=2) as http:
+        response = http.post(f"{stub.url}/v1/chat/completions", json=CHAT, headers=AUTH)
+    assert response.json()["choices"][0]["message"]["content"] == "Slowly."
+
+
+def test_an_endless_response_keeps_coming(stub):
+    stub.trickle = "endless"
+    received = 0
+    with httpx2.Client(timeout=2) as http:
+        url = f"{stub.url}/v1/chat/completions"
+        with http.stream("POST", url, json=CHAT, headers=AUTH) as response:
+            for chunk in response.iter_bytes():
+                assert not chunk.strip()  # JSON whitespace, never a value
+                received += len(chunk)
+                if received > 1024:
+                    break
+    assert response.headers["transfer-encoding"] == "chunked" and received > 1024
 
 
 def test_stop_is_fast_with_a_hanging_request():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -17,6 +18,10 @@ from typing import Any
 
 EMBEDDING_DIMENSIONS = 1024
 MODELS = ("mistral-small-latest", "mistral-embed")
+# How a 200 can be sent slowly: the status line and headers trickled, the body trickled
+# after the headers sent at once, or a chunked body that keeps coming quickly and never ends.
+TRICKLE_MODES = ("headers", "body", "endless")
+ENDLESS_INTERVAL = 0.02  # data always arrives well inside any per-read timeout
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class RecordedRequest:
     json: Any
     authorization: str
     headers: dict[str, str] = field(default_factory=dict)
+    port: int = 0  # the client's port: a new one means a new connection
 
 
 def embed(text: str) -> list[float]:
@@ -108,7 +114,8 @@ class _Handler(BaseHTTPRequestHandler):
         stub = self.server.stub
         body = self._read_json() if method == "POST" else None
         auth = self.headers.get("Authorization", "")
-        stub._record(RecordedRequest(method, self.path, body, auth, dict(self.headers.items())))
+        headers, port = dict(self.headers.items()), self.client_address[1]
+        stub._record(RecordedRequest(method, self.path, body, auth, headers, port))
         status, delay, wake = stub._next()
         if delay > 0 and wake.wait(delay):
             # Woken by stop() or reset(): drop the request like a vanished server would.
@@ -118,17 +125,51 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, {"message": "Unauthorized", "request_id": uuid.uuid4().hex})
             return
         if status != 200:
-            self._send(status, _error(status), stub._error_headers(status))
+            self._send(status, _error(status), stub._error_headers(status, self.path))
             return
         route = (method, self.path.split("?", 1)[0].rstrip("/"))
         if route == ("POST", "/v1/chat/completions") and isinstance(body, dict):
-            self._send(200, stub._chat(body))
+            payload = stub._chat(body)
         elif route == ("POST", "/v1/embeddings") and isinstance(body, dict):
-            self._send(200, _embeddings(body))
+            payload = _embeddings(body)
         elif route == ("GET", "/v1/models"):
-            self._send(200, _models())
+            payload = _models()
         else:
             self._send(404, {"detail": "Not Found"})
+            return
+        if stub.trickle is None:
+            self._send(200, payload)
+        else:
+            self._trickle(payload, wake)
+
+    def _trickle(self, payload: Any, wake: threading.Event) -> None:
+        """Send a 200 slowly as `stub.trickle` says; give up after `stub.trickle_for` s."""
+        stub = self.server.stub
+        mode, size, interval = stub.trickle, stub.trickle_bytes, stub.trickle_interval
+        data = json.dumps(payload).encode()
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        if mode == "endless":
+            at_once = head + b"Transfer-Encoding: chunked\r\n\r\n"
+            piece = f"{size:x}\r\n".encode() + b" " * size + b"\r\n"
+            pieces = itertools.repeat(piece)  # JSON whitespace, forever
+            interval = ENDLESS_INTERVAL
+        else:
+            head += f"Content-Length: {len(data)}\r\n\r\n".encode()
+            at_once, slow = (b"", head + data) if mode == "headers" else (head, data)
+            pieces = (slow[i : i + size] for i in range(0, len(slow), size))
+        # Whatever happens the connection is not reusable: the client may have read half.
+        self.close_connection = True
+        until = time.monotonic() + stub.trickle_for
+        try:
+            self.wfile.write(at_once)
+            for piece in pieces:
+                self.wfile.write(piece)
+                # Woken by stop() or reset(); or sent for long enough: drop the connection,
+                # so a client without an overall deadline fails a test instead of hanging it.
+                if wake.wait(interval) or time.monotonic() > until:
+                    return
+        except OSError:  # the client gave up and closed the connection
+            stub._gave_up(self.client_address[1])
 
 
 def _error(status: int) -> dict:
@@ -197,6 +238,11 @@ class MistralStub:
             self.statuses: list[int] = []
             self.retry_after: float | None = None
             self.usage = (50, 20)
+            self.trickle: str | None = None  # one of TRICKLE_MODES, or None: sent at once
+            self.trickle_bytes = 16
+            self.trickle_interval = 0.9
+            self.trickle_for = 10.0
+            self.abandoned: list[int] = []  # client ports that closed mid-trickle
             old, self._wake = getattr(self, "_wake", None), threading.Event()
         if old is not None:
             old.set()
@@ -262,12 +308,18 @@ class MistralStub:
         with self._lock:
             self._requests.append(request)
 
+    def _gave_up(self, port: int) -> None:
+        with self._lock:
+            self.abandoned.append(port)
+
     def _next(self) -> tuple[int, float, threading.Event]:
         with self._lock:
             status = self.statuses.pop(0) if self.statuses else 200
             return status, self.delay, self._wake
 
-    def _error_headers(self, status: int) -> dict[str, str]:
+    def _error_headers(self, status: int, path: str) -> dict[str, str]:
+        if status in (307, 308):  # to the same path: the redirected request succeeds
+            return {"Location": path}
         if status in (429, 503) and self.retry_after is not None:
             return {"Retry-After": f"{self.retry_after:g}"}
         return {}
