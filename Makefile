@@ -2,8 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PORT ?= 8000
-export PORT
+# PORT is not set here: the app reads it from the environment or .env (default 8000).
 
 .PHONY: run test lint format bench clean
 
@@ -19,8 +18,9 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-# Serve on http://127.0.0.1:$(PORT) with the embedded defaults; the sample knowledge is
-# ingested on first start (later starts skip unchanged files).
+# Serve on http://127.0.0.1:$PORT (8000 unless the environment or .env says otherwise) with
+# the embedded defaults; the sample knowledge is ingested on first start (later starts skip
+# unchanged files).
 run: $(VENV)/.runtime
 	$(VENV)/bin/flask --app app ingest knowledge/sample
 	$(PY) app.py

@@ -7,8 +7,18 @@ conversations than one process per core would.
 
 import os
 
-# Render sets PORT; bind every interface because its proxy connects from outside.
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+from bot.settings import ConfigError, exit_for, load_settings
+
+# The configuration is checked here, in the master, before the port is bound: a wrong value
+# stops gunicorn with its one line instead of workers failing (and being respawned) forever.
+try:
+    settings = load_settings()
+except ConfigError as exc:
+    exit_for(exc)
+
+# Render sets PORT (a PORT in .env counts too); bind every interface because its proxy
+# connects from outside.
+bind = f"0.0.0.0:{settings.port}"
 worker_class = "gthread"
 # Two workers with 32 threads fit a 512 MB instance (~70 MB each) and hold 64 replies in flight.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -25,17 +35,6 @@ errorlog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 # The app warns when rate limits live in one process's memory but several workers run.
 os.environ.setdefault("WEB_CONCURRENCY", str(workers))
-
-
-def on_starting(server):
-    """Check the configuration in the master, before the port is bound: a wrong value stops
-    gunicorn with its one line instead of workers failing (and being respawned) forever."""
-    from bot.settings import ConfigError, exit_for, load_settings
-
-    try:
-        load_settings()
-    except ConfigError as exc:
-        exit_for(exc)
 
 
 def post_fork(server, worker):

@@ -53,7 +53,8 @@ def create_app(
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
-            f"environment: DATA_DIR = {settings.data_dir!r}: expected a directory the bot can "
+            f"{settings.origin('DATA_DIR')}: DATA_DIR = {settings.data_dir!r}: expected a "
+            "directory the bot can "
             f"create and write ({exc.strerror or type(exc).__name__})"
         ) from None
     history = open_history_store(settings)

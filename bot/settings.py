@@ -85,6 +85,12 @@ class Settings:
     log_file: str = ""  # "" means DATA_DIR/whatsapp_agent.log
     port: int = 8000
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # (variable, ".env" path or "environment") for each variable that set a value
+    origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def origin(self, variable: str) -> str:
+        """Where a variable's value came from, for error lines ("environment" by default)."""
+        return dict(self.origins).get(variable, "environment")
 
     @property
     def local_mode(self) -> bool:
@@ -232,6 +238,11 @@ def _admins(value: Any) -> tuple[str, ...]:
     return admins
 
 
+def _comma_list(check: Callable[[Any], tuple[str, ...]]) -> Callable[[Any], tuple[str, ...]]:
+    """A comma-separated variable ("+44 7700 900123, sms:+1 555 0100") checked as a list."""
+    return lambda value: check([part for part in str(value).split(",") if part.strip()])
+
+
 def _rate_limit(value: Any) -> str:
     from limits import parse_many  # flask-limiter's own parser, so both agree on the syntax
 
@@ -326,6 +337,9 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FILE": ("log_file", _text),
     "PORT": ("port", _int(1, 65535)),
+    # The access lists, so phone numbers need not be committed to git in config.json.
+    "ALLOWED_SENDERS": ("allowed_senders", _comma_list(_senders)),
+    "ADMIN_SENDERS": ("admin_senders", _comma_list(_admins)),
 }
 SECRET_FIELDS = {"twilio_auth_token", "mistral_api_key", "neo4j_password", "database_url"}
 
@@ -369,21 +383,39 @@ def _flatten(data: dict[str, Any], path: Path, warnings: list[str]) -> dict[str,
     return flat
 
 
+def _variables(
+    environ: Mapping[str, str], dotenv_path: str | Path | None
+) -> dict[str, tuple[str, str]]:
+    """NAME -> (value, where it came from): .env first, then the process environment, where
+    an empty value counts as unset (so it never hides a value in .env)."""
+    found: dict[str, tuple[str, str]] = {}
+    if dotenv_path and Path(dotenv_path).is_file():
+        for name, value in dotenv_values(dotenv_path).items():
+            if value:
+                found[name] = (value, str(dotenv_path))
+    for name, value in environ.items():
+        if value:
+            found[name] = (value, "environment")
+    return found
+
+
+# Render sets this to the service's own https URL: the signature check's URL until the
+# operator sets PUBLIC_BASE_URL (or twilio.public_base_url).
+RENDER_URL_VARIABLE = "RENDER_EXTERNAL_URL"
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
 ) -> Settings:
     """Build Settings from config.json, then .env, then the process environment."""
     import os
 
-    env: dict[str, str] = {}
-    if dotenv_path and Path(dotenv_path).is_file():
-        env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-    env.update(os.environ if environ is None else environ)
-
-    config_path = Path(env.get("CONFIG_PATH") or "config.json")
-    if env.get("CONFIG_PATH") and not config_path.is_file():
+    env = _variables(os.environ if environ is None else environ, dotenv_path)
+    config_value, config_origin = env.get("CONFIG_PATH", ("", ""))
+    config_path = Path(config_value or "config.json")
+    if config_value and not config_path.is_file():
         # An explicit path that is missing is a mistake, not a wish for the defaults.
-        raise ConfigError(f"environment: CONFIG_PATH = {str(config_path)!r}: file not found")
+        raise ConfigError(f"{config_origin}: CONFIG_PATH = {config_value!r}: file not found")
     warnings: list[str] = []
     values: dict[str, Any] = {"config_path": str(config_path)}
 
@@ -400,15 +432,31 @@ def load_settings(
                 f"{config_path}: {name} holds a secret; move it to the environment or .env"
             )
 
+    origins: dict[str, str] = {}
     for name, (field_name, check) in ENV_KEYS.items():
-        if name not in env or env[name] == "":
+        if name not in env:
             continue
+        raw, origin = env[name]
         try:
-            values[field_name] = check(env[name])
+            values[field_name] = check(raw)
         except ValueError as exc:
             raise ConfigError(
-                f"environment: {name} = {_shown(field_name, env[name])}: expected {exc}"
+                f"{origin}: {name} = {_shown(field_name, raw)}: expected {exc}"
             ) from None
+        origins[name] = origin
+
+    if not values.get("public_base_url") and RENDER_URL_VARIABLE in env:
+        raw, origin = env[RENDER_URL_VARIABLE]
+        try:
+            values["public_base_url"] = _public_base_url(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{origin}: {RENDER_URL_VARIABLE} = {raw!r}: expected {exc}"
+            ) from None
+        warnings.append(
+            f"PUBLIC_BASE_URL is not set: signatures are checked against {RENDER_URL_VARIABLE}"
+            f" = {values['public_base_url']} (set PUBLIC_BASE_URL if Twilio calls another URL)"
+        )
 
     timeout = values.get("response_timeout_seconds", Settings.response_timeout_seconds)
     if timeout > MAX_RESPONSE_SECONDS:
@@ -417,7 +465,7 @@ def load_settings(
             f"{MAX_RESPONSE_SECONDS:g} (Twilio gives up at 15 s)"
         )
         values["response_timeout_seconds"] = MAX_RESPONSE_SECONDS
-    return Settings(**values, warnings=tuple(warnings))
+    return Settings(**values, warnings=tuple(warnings), origins=tuple(origins.items()))
 
 
 def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:

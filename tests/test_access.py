@@ -93,6 +93,31 @@ def test_a_listed_sms_sender_has_a_history_of_its_own(make_app, signed_post):
     assert "UNEA" not in handler.knowledge.queries[-1]  # no follow-up on her WhatsApp turn
 
 
+def test_allowed_senders_from_the_environment_admit_those_listed_and_only_them(
+    tmp_path, signed_post
+):
+    from bot import create_app
+
+    config = tmp_path / "config.json"  # the committed file admits everyone...
+    config.write_text('{"whatsapp": {"allowed_senders": ["*"]}}')
+    app = create_app(  # ...the deployment's variable narrows it, no number in git
+        environ={
+            "CONFIG_PATH": str(config),
+            "DATA_DIR": str(tmp_path / "data"),
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "PUBLIC_BASE_URL": PUBLIC_URL,
+            "ALLOWED_SENDERS": ALICE.removeprefix("whatsapp:") + ", +447700900777",
+        }
+    )
+    try:
+        (answer,) = ask(app, signed_post, "@agent help", ALICE)
+        assert "reset" in answer
+        (refusal,) = ask(app, signed_post, "@agent help", BOB)
+        assert refusal == refusal_text(BOB)
+    finally:
+        app.extensions["bot"].close()
+
+
 def test_admins_are_allowed_even_when_not_listed():
     policy = AccessPolicy(
         Settings(twilio_auth_token=TOKEN, allowed_senders=(ALICE,), admin_senders=(BOB,))

@@ -133,6 +133,53 @@ def test_the_python_steps_of_run_local_bat_serve_health(tmp_path):
     assert report["components"]["knowledge"]["ok"] is True
 
 
+def test_env_example_as_env_without_config_json_serves_on_the_port_in_env(tmp_path):
+    # `cp .env.example .env`, no config.json, a PORT chosen in .env, and an empty PORT in
+    # the shell (empty counts as unset: it must not hide the .env value).
+    port = free_port()
+    example = (REPO / ".env.example").read_text(encoding="utf-8")
+    assert re.search(r"^PORT=8000$", example, re.MULTILINE) and "\nCONFIG_PATH=\n" in example
+    env_file = example.replace("PORT=8000", f"PORT={port}").replace("DATA_DIR=data", "")
+    (tmp_path / ".env").write_text(env_file, encoding="utf-8")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ENV_KEYS and key != "CONFIG_PATH" and not key.startswith("FLASK_")
+    }
+    env.update(PYTHONPATH=str(REPO), PORT="", DATA_DIR=str(tmp_path / "data"))
+    # What run_local.sh/.bat print, and what `make run` then serves on.
+    told = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "serving_port.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert (told.returncode, told.stdout.strip()) == (0, str(port)), told.stderr
+    log = tmp_path / "server.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py")],
+            cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        report = _wait_for_health(f"http://127.0.0.1:{port}/health", server, log)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert report["status"] == "ok", report
+
+
+def test_a_bad_value_in_env_file_is_reported_as_coming_from_it(tmp_path):
+    (tmp_path / ".env").write_text("PORT=eighty\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS and k != "CONFIG_PATH"}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "serving_port.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        'Configuration error: .env: PORT = "eighty": expected a whole number from 1 to 65535'
+    )
+
+
 def _wait_for_health(url: str, server: subprocess.Popen, log: Path) -> dict:
     """GET /health until it answers, the server exits, or START_SECONDS pass."""
     deadline = time.monotonic() + START_SECONDS

@@ -98,6 +98,8 @@ INVALID_ENV = [
     ("LOG_LEVEL", "LOUD", "one of DEBUG"),
     ("PORT", "eighty", "whole number"),
     ("PORT", "70000", "1 to 65535"),
+    ("ALLOWED_SENDERS", "+447700900123, 07700 900124", "E.164 numbers"),
+    ("ADMIN_SENDERS", "+447700900123,*", '"*" not allowed'),
 ]
 
 
@@ -183,6 +185,48 @@ def test_environment_overrides_config_and_dotenv(tmp_path):
     assert settings.mistral_api_key == "from-dotenv"
     assert settings.log_level == "DEBUG"
     assert settings.port == 8123
+
+
+def test_an_empty_variable_never_hides_a_value_from_dotenv(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PORT=9000\nLOG_LEVEL=debug\n")
+    path = write_config(tmp_path, {})
+    settings = load_settings({"CONFIG_PATH": str(path), "PORT": ""}, dotenv_path=dotenv)
+    assert (settings.port, settings.log_level) == (9000, "DEBUG")
+
+
+def test_an_error_names_dotenv_when_the_value_came_from_it(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PORT=eighty\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"CONFIG_PATH": str(write_config(tmp_path, {}))}, dotenv_path=dotenv)
+    assert (
+        str(caught.value) == f'{dotenv}: PORT = "eighty": expected a whole number from 1 to 65535'
+    )
+    dotenv.write_text(f"CONFIG_PATH={tmp_path / 'absent.json'}\n")
+    with pytest.raises(ConfigError, match=rf"^{dotenv}: CONFIG_PATH = .*: file not found"):
+        load_settings({}, dotenv_path=dotenv)
+
+
+def test_access_lists_come_from_the_environment_over_config_json(tmp_path):
+    path = write_config(
+        tmp_path, {"whatsapp": {"allowed_senders": ["*"], "admin_senders": ["+447700900999"]}}
+    )
+    settings = load(
+        path, ALLOWED_SENDERS=" +44 7700-900123 , sms:+447700900124,", ADMIN_SENDERS="+447700900125"
+    )
+    assert settings.allowed_senders == ("whatsapp:+447700900123", "sms:+447700900124")
+    assert settings.admin_senders == ("whatsapp:+447700900125",)
+
+
+def test_render_external_url_stands_in_for_an_unset_public_base_url(tmp_path):
+    path = write_config(tmp_path, {})
+    render = "https://whatsapp-knowledge-bot.onrender.com"
+    settings = load(path, RENDER_EXTERNAL_URL=render)
+    assert settings.public_base_url == render
+    assert any("RENDER_EXTERNAL_URL" in w for w in settings.warnings)
+    explicit = load(path, RENDER_EXTERNAL_URL=render, PUBLIC_BASE_URL="https://bot.example.com")
+    assert explicit.public_base_url == "https://bot.example.com" and explicit.warnings == ()
 
 
 def test_unknown_keys_warn_instead_of_failing(tmp_path):
