@@ -49,6 +49,7 @@ NOT_A_VALUE = {
     "text": "a column a custom retrieval query returns",
     "source": "a column a custom retrieval query returns",
     "score": "a column a custom retrieval query returns",
+    "$(.venv/bin/python": "run_local.sh asks scripts/serving_port.py for the port",
 }
 
 # The Bolt schemes the neo4j tables name: as `bolt://` (config table) and as `bolt` (env table).
@@ -70,7 +71,7 @@ PLACEHOLDERS: dict[str, str] = {
     "postgresql://...": "postgresql://bot:pw@localhost:5432/bot",
     "AC...": "AC" + "0123456789abcdef" * 2,  # an Account SID
     "...": "a-secret-value",  # a token, key or password
-    '"${PORT:-8000}"': "8000",  # scripts/run_local.sh: the shell's default
+    "+YOUR-NUMBER,": "+447700900123,",  # the run_local scripts' hint
 }
 
 CONFIGURATION = "docs/CONFIGURATION.md"
@@ -406,7 +407,6 @@ def test_the_miners_found_values_from_every_source():
         "docs/TWILIO_SETUP.md",
         ".env.example",
         "render.yaml",
-        "Makefile",
         "scripts/run_local.sh",
         "scripts/run_local.bat",
         "config.json",
