@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.deadline import Deadline
@@ -109,16 +110,21 @@ def _twilio(services: Services) -> Iterator[Finding]:
             )
         return
     parts = urlsplit(base)
-    if parts.scheme != "https":
-        yield Finding("error", f"PUBLIC_BASE_URL {base} is not https: Twilio calls https URLs")
-    elif parts.path.rstrip("/").endswith(WEBHOOK_PATH):
+    if parts.path.rstrip("/").endswith(WEBHOOK_PATH):
         yield Finding(
             "error",
             f"PUBLIC_BASE_URL must not include {WEBHOOK_PATH}: "
             f"set it to {base[: -len(WEBHOOK_PATH)] or base}",
         )
-    else:
-        yield Finding("ok", f"Twilio webhook URL to configure: {base}{WEBHOOK_PATH} (HTTP POST)")
+        return
+    if parts.scheme != "https":
+        # Twilio calls http webhooks too; it is the signature URL that must match exactly.
+        yield Finding(
+            "warning",
+            f"PUBLIC_BASE_URL {base} is not https: Twilio's requests (and their replies) "
+            "cross the network unencrypted; use the https URL if there is one",
+        )
+    yield Finding("ok", f"Twilio webhook URL to configure: {base}{WEBHOOK_PATH} (HTTP POST)")
 
 
 def _access(services: Services) -> Iterator[Finding]:
@@ -183,7 +189,9 @@ def run_checks(services: Services) -> list[Finding]:
     """Every finding, config warnings first; any 'error' means the bot will misbehave."""
     findings = [Finding("warning", f"config: {w}") for w in services.settings.warnings]
     if not services.settings.warnings:
-        findings.append(Finding("ok", f"config: {services.settings.config_path} is valid"))
+        path = services.settings.config_path
+        state = "is valid" if Path(path).is_file() else "not found: built-in defaults"
+        findings.append(Finding("ok", f"config: {path} {state}"))
     for group in (_dependencies, _twilio, _access, _limits_and_budget, _services):
         findings.extend(group(services))
     return findings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ class Services:
             "version": VERSION,
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "components": components,
+            # Counters live in each gunicorn worker's memory: say whose these are. The
+            # service-wide numbers are in the history store (`flask --app app stats`).
+            "counters_scope": "worker process",
+            "pid": os.getpid(),
             **self.metrics.snapshot(),
         }
 

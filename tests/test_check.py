@@ -44,7 +44,6 @@ def test_a_healthy_setup_exits_0(make_app, mistral):
             "ERROR   TWILIO_ACCOUNT_SID: should be AC followed by 32",
         ),
         ({"twilio_auth_token": "not-a-token"}, "ERROR   TWILIO_AUTH_TOKEN: should be 32 hex"),
-        ({"public_base_url": "http://bot.example.com"}, "is not https"),
         (
             {"public_base_url": "https://bot.example.com/whatsapp/webhook"},
             "ERROR   PUBLIC_BASE_URL must not include /whatsapp/webhook",
@@ -96,6 +95,8 @@ def test_an_empty_knowledge_base_is_a_warning(make_app):
         ({"allowed_senders": ("*",)}, 'whatsapp.allowed_senders is ["*"]'),
         ({"allowed_senders": ()}, "whatsapp.allowed_senders is empty: nobody gets answers"),
         ({"response_timeout_seconds": 13.5}, "leaves little margin before Twilio's 15 s limit"),
+        # Twilio accepts http webhooks; only the signed URL must match.
+        ({"public_base_url": "http://bot.example.com"}, "is not https: Twilio's requests"),
         ({"validate_signature": False}, "twilio.validate_signature is false"),
         ({"twilio_auth_token": ""}, "TWILIO_AUTH_TOKEN is not set: local mode"),
         ({"public_base_url": ""}, "PUBLIC_BASE_URL is not set"),
@@ -113,3 +114,9 @@ def test_memory_rate_limits_with_several_workers_warn(make_app, monkeypatch):
     code, lines = check(make_app)
     assert code == 0
     assert any("rate limits in memory with 3 workers" in line for line in lines)
+
+
+def test_without_a_config_file_check_says_defaults_not_valid(make_app, tmp_path):
+    code, lines = check(make_app, config_path=str(tmp_path / "config.json"))
+    assert f"OK      config: {tmp_path / 'config.json'} not found: built-in defaults" in lines
+    assert not any("is valid" in line for line in lines)

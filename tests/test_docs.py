@@ -21,6 +21,8 @@ RENDER_SECRETS = (
     "PUBLIC_BASE_URL",
     "NEO4J_PASSWORD",
     "DATABASE_URL",
+    "ALLOWED_SENDERS",  # phone numbers: asked for on creation, never in git
+    "ADMIN_SENDERS",
 )
 # [text](target) outside code; the target ends at whitespace or ")".
 _LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
@@ -72,6 +74,19 @@ def test_render_yaml_checks_health_and_starts_gunicorn_with_its_config():
     start = service["startCommand"]
     assert re.search(r"\bgunicorn\b.*(-c|--config)\s+gunicorn\.conf\.py\b.*\bapp:app\b", start)
     assert (REPO / "gunicorn.conf.py").is_file()
+
+
+def test_render_yaml_never_ingests_the_fictional_sample():
+    service = _render_service()
+    commands = " ".join(str(service.get(key, "")) for key in ("buildCommand", "startCommand"))
+    assert "knowledge/sample" not in commands and "ingest" not in commands
+
+
+def test_render_yaml_database_accepts_internal_connections_only():
+    blueprint = yaml.safe_load((REPO / "render.yaml").read_text(encoding="utf-8"))
+    (database,) = blueprint["databases"]
+    # An empty list: no source outside Render's private network (no list: any source).
+    assert database["ipAllowList"] == []
 
 
 @pytest.mark.parametrize("name", RENDER_SECRETS)

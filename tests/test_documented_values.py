@@ -72,6 +72,7 @@ PLACEHOLDERS: dict[str, str] = {
     "AC...": "AC" + "0123456789abcdef" * 2,  # an Account SID
     "...": "a-secret-value",  # a token, key or password
     "+YOUR-NUMBER,": "+447700900123,",  # the run_local scripts' hint
+    "/var/data/config.json": str(REPO / "config.json"),  # a file on Render's disk
 }
 
 CONFIGURATION = "docs/CONFIGURATION.md"

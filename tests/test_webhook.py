@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlencode
 
 import pytest
@@ -352,6 +353,8 @@ def test_health_reports_components_and_counters_without_secrets(ask, client):
     assert report["components"]["knowledge"]["ok"] is True
     assert report["counters"]["answers"] == 1
     assert report["counters"]["users"] == 1
+    # Per gunicorn worker, and it says so (two workers give two sets of numbers).
+    assert (report["counters_scope"], report["pid"]) == ("worker process", os.getpid())
     assert report["answer_latency_ms"]["p50"] is not None
     text = response.get_data(as_text=True)
     assert "7700900001" not in text
