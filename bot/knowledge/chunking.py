@@ -91,6 +91,11 @@ def _fit_turns(turns: Iterable[Utterance], limit: int) -> Iterable[Utterance]:
             continue
         # The speaker prefix is repeated on every piece, so leave room for it.
         prefix = len(turn.render()) - len(turn.text)
+        if prefix > limit // 2:
+            # No name is this long (a WebVTT voice or a JSON speaker can be anything), and
+            # repeating it on pieces of what little room is left would grow the chunks with
+            # len(speaker) x len(text): 60 KB of input made 400 MB of chunks.
+            turn, prefix = Utterance("", turn.render()), 0
         for piece in split_long_text(turn.text, max(1, limit - prefix)):
             yield Utterance(turn.speaker, piece)
 

@@ -65,6 +65,13 @@ def test_a_turn_longer_than_the_maximum_is_split_at_sentence_boundaries() -> Non
     assert " ".join(pieces) == " ".join(sentences)
 
 
+def test_a_speaker_too_long_to_be_a_name_is_not_repeated_on_every_piece() -> None:
+    speaker, text = "A" * 5_000, "words and more words. " * 500
+    chunks = chunk_transcript([Utterance(speaker, text)])
+    assert all(len(c.text) <= MAX_CHARS and c.speakers == () for c in chunks)
+    assert "".join("".join(c.text for c in chunks).split()) == "".join(f"{speaker}:{text}".split())
+
+
 def test_narration_lines_have_no_speaker() -> None:
     chunks = chunk_transcript([Utterance("", "Date: 2026-03-04"), Utterance("Tom", "Hello.")])
     assert chunks[0].text == "Date: 2026-03-04\nTom: Hello."

@@ -35,7 +35,16 @@ HEADER_KEYS = frozenset(
     to from source link links url see ref reference""".split()
 ) | {"last updated", "next steps", "action items", "meeting date"}
 ATTENDEE_KEYS = ("attendees", "participants", "present", "attendance", "people")  # ordered
-HEADER_LINE = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z ]{0,20}?)\s*:\s*(?P<value>.*?)\s*$")
+# Matched whole against the stripped text before the first colon. Header lines are split
+# with str methods: the regex `\s*:\s*(?P<value>.*?)\s*$` took quadratic time on a value
+# with a long run of spaces (a second per 16,000-space line).
+_HEADER_KEY = re.compile(r"[A-Za-z][A-Za-z ]{0,20}")
+# Separators between names. Without a leading `\s*` (`split_names` strips those spaces):
+# tried at every position of a long run of spaces, it rescanned the run from each of them.
+_NAME_SEPARATOR = re.compile(r"(?:[,;/&]|\band\b)\s*")
+# C0 control characters other than tab and newline (carriage returns become newlines
+# first): passages end up in TwiML, and XML 1.0 cannot carry them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
 _MONTHS = {
@@ -50,7 +59,9 @@ _SLASHED = re.compile(r"(?<!\d)(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?!\d)")
 def decode_text(data: bytes) -> str:
     """Decode bytes as UTF-8 (BOM-aware, UTF-16 by BOM), falling back to Windows-1252."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16")
+        # Lenient like the cp1252 fallback: a truncated file (or a sniffer's 8 KB head cut
+        # inside a surrogate pair) must not raise UnicodeDecodeError.
+        text = data.decode("utf-16", errors="replace")
     else:
         if b"\x00" in data[:4096]:
             raise ParseError("binary file, not text")
@@ -60,6 +71,27 @@ def decode_text(data: bytes) -> str:
             # Notes exported from older Windows tools are often cp1252, never binary here.
             text = data.decode("cp1252", errors="replace")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def clean_text(text: str) -> str:
+    """Text without C0 control characters; tab and newline kept, carriage returns as newlines."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def drop_spans(text: str, opening: str, closing: str) -> str:
+    """Remove each `opening ... closing` span (the shortest, left to right), as
+    re.sub(opening + ".*?" + closing, "", text, flags=re.S) does, in linear time: the regex
+    rescans the rest of the text from every `opening` that is never closed."""
+    kept: list[str] = []
+    done = 0
+    while (start := text.find(opening, done)) != -1:
+        end = text.find(closing, start + len(opening))
+        if end == -1:
+            break  # no later opening is closed either
+        kept.append(text[done:start])
+        done = end + len(closing)
+    kept.append(text[done:])
+    return "".join(kept)
 
 
 def document_id(key: str) -> str:
@@ -96,12 +128,20 @@ def parse_date(value: str) -> str:
     return ""
 
 
+def header_line(line: str) -> tuple[str, str] | None:
+    """(key, value) of a `Key: value` line (a key of up to 21 letters and spaces), else None."""
+    head, colon, rest = line.partition(":")
+    key, value = head.strip(), rest.strip()
+    if not colon or "\n" in value or not _HEADER_KEY.fullmatch(key):
+        return None
+    return key, value
+
+
 def header_key(line: str) -> str | None:
     """The lower-cased key of a `Date:`/`Attendees:`-style header line, else None."""
-    m = HEADER_LINE.match(line)
-    if m and " ".join(m["key"].lower().split()) in HEADER_KEYS:
-        return " ".join(m["key"].lower().split())
-    return None
+    parts = header_line(line)
+    key = " ".join(parts[0].lower().split()) if parts else ""
+    return key if key in HEADER_KEYS else None
 
 
 def header_fields(lines: Iterable[str]) -> dict[str, str]:
@@ -110,14 +150,14 @@ def header_fields(lines: Iterable[str]) -> dict[str, str]:
     for line in lines:
         key = header_key(line)
         if key and key not in fields:
-            fields[key] = HEADER_LINE.match(line)["value"]  # type: ignore[index]
+            fields[key] = header_line(line)[1]  # type: ignore[index]
     return fields
 
 
 def split_names(value: str) -> list[str]:
     """'Amara Okafor (chair), Jonas Weber and Priya' -> the three names."""
-    value = re.sub(r"\([^)]*\)", "", value)
-    names = re.split(r"\s*(?:[,;/&]|\band\b)\s*", value)
+    *named, last = _NAME_SEPARATOR.split(drop_spans(value, "(", ")"))
+    names = [n.rstrip() for n in named] + [last]  # spaces before a separator go with it
     return [n.strip(" .*_-") for n in names if 1 < len(n.strip(" .*_-")) <= 60]
 
 
@@ -165,17 +205,24 @@ def make_document(
     doc_id: str | None = None,
     source: str | None = None,
 ) -> Document:
-    """Chunk the parsed content (turns for transcripts, else prose) into a Document."""
-    chunks = chunk_transcript(turns) if turns is not None else chunk_prose(text)
+    """Chunk the parsed content (turns for transcripts, else prose) into a Document.
+
+    Every format ends here, so this is where control characters are removed (`clean_text`)
+    from whatever a parser produced, JSON escapes and character references included."""
+    if turns is not None:
+        turns = [Utterance(clean_text(t.speaker), clean_text(t.text)) for t in turns]
+        chunks = chunk_transcript(turns)
+    else:
+        chunks = chunk_prose(clean_text(text))
     if not chunks:
         raise ParseError("no text to index")
     return Document(
         id=doc_id or document_id(path.name),
-        title=title.strip() or humanise_stem(path),
+        title=clean_text(title).strip() or clean_text(humanise_stem(path)).strip() or "Untitled",
         kind=kind,
-        source=source or path.name,
+        source=clean_text(source or path.name),
         date=date,
         sha256=hashlib.sha256(data).hexdigest(),
         chunks=tuple(chunks),
-        people=tuple(people),
+        people=tuple(dict.fromkeys(n for n in map(clean_text, people) if n)),
     )

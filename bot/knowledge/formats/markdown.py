@@ -9,6 +9,7 @@ from bot.knowledge.formats.base import (
     attendees,
     decode_text,
     document_date,
+    drop_spans,
     header_fields,
     make_document,
 )
@@ -17,18 +18,59 @@ from bot.knowledge.store import Document
 SUFFIXES = (".md", ".markdown")
 
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n(?:---|\.\.\.)\n", re.S)
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$")
+# Only the opening of an ATX heading is a regex: `(.*?)(?:\s+#+)?\s*$` for the rest took
+# quadratic time on a heading with a long run of spaces inside (see `_heading`).
+_HEADING_START = re.compile(r"\s{0,3}#{1,6}\s+")
 _SETEXT_RULE = re.compile(r"^\s{0,3}(?:=+|-{2,})\s*$")
 _RULE = re.compile(r"^\s{0,3}(?:[-*_]\s*){3,}$")
 _FENCE = re.compile(r"^\s{0,3}(?:```|~~~)")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+# `\s*(?:\|\s*)?` rather than `\s*\|?\s*`: two `\s*` around an optional pipe share every
+# run of spaces, which is quadratic when the line then fails to match.
+_TABLE_RULE = re.compile(r"^\s*(?:\|\s*)?:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*(?:\|\s*)?$")
+# Comments and links are removed with str methods (`drop_spans`, `_link_texts`): as regexes
+# tried at every position they rescanned the rest of the text from each unclosed `<!--`,
+# `[` or `](`. These stay linear: a scan stops at the next `*`, backtick or line end, and
+# any two `**` (or `__`) on a line pair up, so only a line's last few openers scan to its end.
 _INLINE = (
-    (re.compile(r"<!--.*?-->", re.S), ""),
-    (re.compile(r"!?\[([^\]]*)\]\([^)]*\)"), r"\1"),  # links and images keep their text
     (re.compile(r"\*\*(.+?)\*\*|__(.+?)__"), r"\1\2"),
     (re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])"), r"\1"),
     (re.compile(r"`([^`\n]*)`"), r"\1"),
 )
+
+
+def _heading(line: str) -> str | None:
+    """The text of an ATX heading line (`## Title ##` -> 'Title'), else None."""
+    start = _HEADING_START.match(line)
+    if start is None:
+        return None
+    text = line[start.end() :].rstrip()
+    bare = text.rstrip("#")
+    # A closing run of #s counts only when a space separates it from the heading text.
+    return bare.rstrip() if bare != text and bare[-1:].isspace() else text
+
+
+def _link_texts(text: str) -> str:
+    r"""Links and images keep their text: `[text](url)` and `![alt](src)` -> text, as
+    re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text) does, in linear time."""
+    kept: list[str] = []
+    done = 0
+    start = text.find("[")
+    while start != -1:
+        close = text.find("]", start + 1)
+        if close == -1:
+            break  # no later "[" is closed either
+        if not text.startswith("(", close + 1):
+            start = text.find("[", close + 1)  # every "[" before `close` fails the same way
+            continue
+        end = text.find(")", close + 2)
+        if end == -1:
+            break  # no later "](" is closed either
+        bang = start - 1 if start > done and text[start - 1] == "!" else start
+        kept += [text[done:bang], text[start + 1 : close]]
+        done = end + 1
+        start = text.find("[", done)
+    kept.append(text[done:])
+    return "".join(kept)
 
 
 def clean_markdown(text: str) -> tuple[str, str]:
@@ -39,6 +81,7 @@ def clean_markdown(text: str) -> tuple[str, str]:
         # YAML front matter (`title: ...`, `date: ...`) becomes ordinary header lines.
         header = "\n".join(line[:1].upper() + line[1:] for line in front[1].splitlines())
         text = text[front.end() :]
+    text = _link_texts(drop_spans(text, "<!--", "-->"))
     for pattern, repl in _INLINE:
         text = pattern.sub(repl, text)
     lines: list[str] = []
@@ -52,10 +95,10 @@ def clean_markdown(text: str) -> tuple[str, str]:
         if _RULE.match(line):
             lines.append("")
             continue
-        if m := _HEADING.match(line):
-            first_heading = first_heading or m[1].strip()
+        if (heading := _heading(line)) is not None:
+            first_heading = first_heading or heading.strip()
             # A heading is its own paragraph, so chunking can keep it with its section.
-            lines.extend(["", m[1].strip(), ""])
+            lines.extend(["", heading.strip(), ""])
             continue
         lines.append(re.sub(r"^\s{0,3}>\s?", "", line))
     body = "\n".join(lines).strip()

@@ -23,6 +23,8 @@ def read_turns(data: bytes) -> list[Utterance]:
         payload = json.loads(decode_text(data))
     except json.JSONDecodeError as exc:
         raise ParseError(f"invalid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except (ValueError, RecursionError) as exc:  # a 4,300+ digit number; nesting too deep
+        raise ParseError(f"unreadable JSON: {exc}") from exc
     rows = payload.get("meeting_transcripts") if isinstance(payload, dict) else None
     if not isinstance(rows, list):
         raise ParseError("expected an object with a 'meeting_transcripts' list")

@@ -21,10 +21,11 @@ from bot.knowledge.store import Document
 
 SUFFIXES = (".txt", *MARKDOWN_SUFFIXES)
 
-# Optional "[00:12:03]" timestamp, a short name, a colon, then the words spoken.
-_TURN = re.compile(
-    r"^\s*(?:\[?\d{1,2}:\d{2}(?::\d{2})?\]?\s+)?(?P<name>[^:\n]{1,40}?)\s*:\s+(?P<text>\S.*)$"
-)
+# An optional "[00:12:03]" timestamp before the name. The rest of a turn line is split with
+# str methods: as one regex, `\s*` and `\s+` on both sides of a name that may itself contain
+# spaces shared every run of spaces, which took quadratic time when the line then failed.
+_TIMESTAMP = re.compile(r"\s*(?:\[?\d{1,2}:\d{2}(?::\d{2})?\]?\s+)?")
+_MAX_NAME = 40
 _PARTICLES = frozenset("van von der den de da del di du dos la le al bin ben ter".split())
 _MIN_TURNS = 3
 _MIN_SHARE = 0.5  # "mostly": at least half of the non-header lines are turns
@@ -40,13 +41,25 @@ def _is_name(name: str) -> bool:
     return all(w[0].isupper() or w[0].isdigit() or w.lower() in _PARTICLES for w in words)
 
 
+def _split_turn(line: str) -> tuple[str, str] | None:
+    """(name, text) of a `[timestamp] Name: text` line: at most 40 characters before the
+    first colon, whitespace after it, then the words spoken; else None."""
+    rest = line[_TIMESTAMP.match(line).end() :]  # type: ignore[union-attr]
+    name, colon, said = rest.partition(":")
+    name, text = name.strip(), said.lstrip()
+    text = text[:-1] if text.endswith("\n") else text
+    if not colon or not said[:1].isspace() or not text or "\n" in name + text:
+        return None
+    return (name, text) if 0 < len(name) <= _MAX_NAME else None
+
+
 def match_turn(line: str) -> Utterance | None:
     """The turn on this line, or None for header lines, prose and URLs."""
-    m = _TURN.match(line)
-    if not m or header_key(line) or m["text"].startswith("//"):
+    parts = _split_turn(line)
+    if not parts or header_key(line) or parts[1].startswith("//"):
         return None
-    name = m["name"].strip()
-    return Utterance(name, m["text"].strip()) if _is_name(name) else None
+    name, text = parts
+    return Utterance(name, text.strip()) if _is_name(name) else None
 
 
 def looks_like_transcript(text: str) -> bool:

@@ -11,6 +11,7 @@ from bot.knowledge.formats.base import (
     ParseError,
     decode_text,
     document_date,
+    drop_spans,
     make_document,
     merge_people,
 )
@@ -23,9 +24,11 @@ _TIME = r"(?:\d+:)?\d{1,2}:\d{2}[.,]\d{3}"
 _TIMING = re.compile(rf"^\s*{_TIME}\s+-->\s+{_TIME}")
 # Blocks that carry no speech: comments, styling, regions.
 _SKIPPED_BLOCKS = re.compile(r"^(?:NOTE|STYLE|REGION)(?:\s|$)")
-# <v Name>, <v.loud Name> (Teams, Meet): the voice of the text after it.
-_VOICE = re.compile(r"<v(?:\.[^\s>]+)*\s+([^>]+)>")
-_TAG = re.compile(r"</?[^>]*>")  # <c.x>, <i>, </v>, <00:00:01.000> inline timestamps
+_SPACE = re.compile(r"\s")
+# A decimal character reference: html.unescape converts its digits with int(), which raises
+# ValueError past 4,300 digits, so long ones are shortened to one it maps the same way.
+_DECIMAL_REF = re.compile(r"&#([0-9]+)")
+_BEYOND_UNICODE = "1114112"  # U+10FFFF + 1: html.unescape makes it U+FFFD, as any larger one
 
 
 def _blocks(text: str) -> list[list[str]]:
@@ -39,15 +42,61 @@ def _blocks(text: str) -> list[list[str]]:
     return [b for b in blocks if b]
 
 
+def _short_ref(ref: re.Match[str]) -> str:
+    digits = ref[1].lstrip("0") or "0"
+    return "&#" + (digits if len(digits) <= len(_BEYOND_UNICODE) else _BEYOND_UNICODE)
+
+
 def _clean(text: str) -> str:
-    """Cue text without tags, entities or a leading dialogue dash."""
-    text = html.unescape(_TAG.sub("", text)).replace("\u00a0", " ").strip()
+    """Cue text without tags (<c.x>, <i>, </v>, <00:00:01.000>), entities or a leading
+    dialogue dash."""
+    text = _DECIMAL_REF.sub(_short_ref, drop_spans(text, "<", ">"))
+    text = html.unescape(text).replace("\u00a0", " ").strip()
     return re.sub(r"^[-–](?:\s+|$)", "", text)
+
+
+def _voice_in(line: str, lo: int, hi: int) -> tuple[int, str] | None:
+    """The first voice tag `<v[.classes] annotation` in line[lo:hi], a stretch without `>`
+    that a `>` at `hi` ends: its start and annotation, as the old regex's group had it."""
+    start = line.find("<v", lo, hi)
+    while start != -1:
+        space = start + 2
+        if line.startswith(".", space):
+            found = _SPACE.search(line, space + 1, hi)
+            if found is None:
+                return None  # no later "<v" in the stretch has a space after it either
+            if found.start() == space + 1:  # "<v. ": a class needs a name
+                start = line.find("<v", space + 1, hi)
+                continue
+            space = found.start()
+        if space < hi and line[space].isspace():
+            # Nothing after the space: no later tag in the stretch has room for a name.
+            annotation = line[space + 1 : hi]
+            return (start, annotation.lstrip() or annotation[-1]) if annotation else None
+        start = line.find("<v", start + 1, hi)
+    return None
+
+
+def _split_voices(line: str) -> list[str]:
+    r"""[before, voice1, text1, voice2, text2, ...] around the voice tags <v Name> and
+    <v.loud Name> (Teams, Meet), as re.split(r"<v(?:\.[^\s>]+)*\s+([^>]+)>", line) gives,
+    but in linear time: that pattern is exponential on `<v.a.a.a...` and quadratic on
+    unclosed tags. A tag ends at the first `>` after it, so each stretch up to a `>` holds
+    at most one."""
+    parts: list[str] = []
+    done = lo = 0
+    while (hi := line.find(">", lo)) != -1:
+        if tag := _voice_in(line, lo, hi):
+            parts += [line[done : tag[0]], tag[1]]
+            done = hi + 1
+        lo = hi + 1
+    parts.append(line[done:])
+    return parts
 
 
 def _segments(line: str) -> list[tuple[str | None, str]]:
     """(voice or None, text) pieces of one payload line; a voice tag starts a piece."""
-    parts = _VOICE.split(line)  # [before, voice1, text1, voice2, text2, ...]
+    parts = _split_voices(line)  # [before, voice1, text1, voice2, text2, ...]
     pieces: list[tuple[str | None, str]] = [(None, parts[0])]
     pieces += [(parts[i].strip(), parts[i + 1]) for i in range(1, len(parts), 2)]
     return [(voice, _clean(text)) for voice, text in pieces if voice or _clean(text)]

@@ -31,7 +31,9 @@ _NOT_SPEECH = re.compile(
     r" are now secured with end-to-end encryption\..*)$",
     re.I | re.S,
 )
-_EDITED = re.compile(r"\s*<this message was edited>\s*$", re.I)
+# `(?<!\s)`: a match starts where a run of spaces starts, never inside one, so a long run
+# that the marker does not follow is scanned once rather than from each of its spaces.
+_EDITED = re.compile(r"(?<!\s)\s*<this message was edited>\s*$", re.I)
 _SNIFF_LINES = 20
 
 
