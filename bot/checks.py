@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from bot.deadline import Deadline
 from bot.health import Services
+from bot.knowledge.catalog import SAMPLE_FOLDER, bundled_sample
 from bot.limits import storage_health
 
 WEBHOOK_PATH = "/whatsapp/webhook"
@@ -172,6 +173,8 @@ def _services(services: Services) -> Iterator[Finding]:
     yield found
     if found.level == "ok" and " 0 documents" in found.text:
         yield Finding("warning", "the knowledge base is empty: run flask --app app ingest PATH")
+    elif found.level == "ok":
+        yield from _sample_beside_own(services)
     if services.limiter is not None:
         report = storage_health(services.limiter, services.settings)
         level = "ok" if report["ok"] else "error"
@@ -183,6 +186,23 @@ def _services(services: Services) -> Iterator[Finding]:
     else:
         model = services.settings.mistral_model
         yield _timed(f"llm (mistral, {model})", lambda: ping(Deadline(PROBE_SECONDS)))
+
+
+def _sample_beside_own(services: Services) -> Iterator[Finding]:
+    """The bundled, fictional sample next to the team's own documents would be answered
+    from as if it were true."""
+    try:
+        documents = services.knowledge.documents()
+    except Exception:  # a check reports, it never crashes; the probe above said it answers
+        return
+    sample = bundled_sample(documents)
+    if sample and len(sample) < len(documents):
+        yield Finding(
+            "warning",
+            f"the knowledge base holds {len(sample)} documents of the fictional bundled sample "
+            f"next to {len(documents) - len(sample)} of your own, and answers from both: "
+            f"remove them with flask --app app remove {SAMPLE_FOLDER}/",
+        )
 
 
 def run_checks(services: Services) -> list[Finding]:

@@ -89,6 +89,22 @@ def test_an_empty_knowledge_base_is_a_warning(make_app):
     assert "WARNING the knowledge base is empty: run flask --app app ingest PATH" in result.output
 
 
+def test_the_bundled_sample_beside_own_documents_is_a_warning(make_app, tmp_path):
+    # The sample alone is the demo (test_a_healthy_setup_exits_0 has no warning for it).
+    app = make_app(**GOOD)
+    own = tmp_path / "minutes"
+    own.mkdir()
+    (own / "board.md").write_text("# Board minutes\n\nThe board met.\n")
+    assert app.test_cli_runner().invoke(args=["ingest", str(own)]).exit_code == 0
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 0
+    assert (
+        "WARNING the knowledge base holds 5 documents of the fictional bundled sample next "
+        "to 1 of your own, and answers from both: remove them with flask --app app remove "
+        "sample/" in result.output.splitlines()
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from bot.deadline import Deadline
@@ -27,8 +28,8 @@ from bot.knowledge.graph_search import (
     search_hits,
 )
 from bot.knowledge.graph_text import best_title_match, is_people_question
-from bot.knowledge.graph_write import write_document
-from bot.knowledge.store import Document, KnowledgeUnavailable
+from bot.knowledge.graph_write import orphans, remove_document, write_document
+from bot.knowledge.store import Document, DocumentInfo, KnowledgeUnavailable
 from bot.models import Passage
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ MAX_K = 100
 CANDIDATES = 4  # each search leg fetches k * this many hits for fusion to choose from
 WRITE_SECONDS = 120.0  # ingest is offline: one document (embeddings included) gets this long
 SMALL_READ_SECONDS = 5.0  # counts and sha lookups (CLI and ingest, not the webhook)
+LIST_SECONDS = 60.0  # every document with its chunk count (CLI, ingest --prune, check)
 PING_SECONDS = 1.5  # /health must say "down" quickly
 VERSION_SECONDS = 1.0  # read before every first-turn answer (answer cache key)
 EMBEDDED_CHECK_SECONDS = 60.0  # how long "do chunks carry embeddings?" is remembered
@@ -193,6 +195,22 @@ class GraphKnowledgeStore:
         rows = self._read(self._queries["sha"], {"id": doc_id}, Deadline(SMALL_READ_SECONDS))
         return None if not rows else str(rows[0]["sha"] or "")
 
+    def documents(self) -> list[DocumentInfo]:
+        """Every Document node with its chunk count, ordered by source."""
+        rows = self._read(self._queries["listing"], {}, Deadline(LIST_SECONDS))
+        return [
+            DocumentInfo(
+                id=str(row["id"]),
+                title=str(row["title"]),
+                source=str(row["source"]),
+                kind=str(row["kind"]),
+                date=str(row["date"]),
+                chunks=int(row["chunks"] or 0),
+                ingested_at=float(row["ingested_at"] or 0),
+            )
+            for row in rows
+        ]
+
     def counts(self) -> dict[str, int]:
         """{"documents": n, "chunks": n, "people": n} (people: distinct names)."""
         names = ("documents", "chunks", "people")
@@ -203,7 +221,7 @@ class GraphKnowledgeStore:
         return {name: int(value or 0) for name, value in zip(names, values, strict=True)}
 
     def version(self) -> str:
-        """ "{documents}:{last update}": changes on every upsert."""
+        """ "{documents}:{last update}": changes on every upsert and removal."""
         rows = self._read(self._queries["version"], {}, Deadline(VERSION_SECONDS))
         row = rows[0] if rows else {"n": 0, "t": None}
         return f"{row['n']}:{row['t'] or 0}"
@@ -230,6 +248,24 @@ class GraphKnowledgeStore:
             lambda tx: write_document(tx, self.schema, dialect, doc, vectors, time.time()),
             deadline,
         )
+
+    def remove(self, document_ids: Iterable[str]) -> int:
+        """Delete these documents, their chunks and SPOKE_IN links, then the Persons left
+        with no relationship; how many documents existed."""
+        removed = 0
+        for doc_id in dict.fromkeys(document_ids):
+            deadline = Deadline(WRITE_SECONDS)
+            dialect = self.dialect(deadline)
+            removed += self.client.write(
+                lambda tx, doc_id=doc_id, dialect=dialect: remove_document(
+                    tx, self.schema, dialect, doc_id, time.time()
+                ),
+                deadline,
+            )
+        if removed:
+            self._write([(orphans(self.schema), {})], Deadline(WRITE_SECONDS))
+            self._embedded = (0.0, False)  # the removed chunks may have held the only vectors
+        return removed
 
     def after_fork(self) -> None:
         """Drop connections inherited from a parent process."""

@@ -179,6 +179,13 @@ def read_queries(schema: GraphSchema) -> dict[str, str]:
         "chunks": f"MATCH (c:{c}) RETURN count(c) AS n",
         "people": f"MATCH (p:{p})-[:SPOKE_IN]->() RETURN count(DISTINCT toLower(p.name)) AS n",
         "version": f"MATCH (d:{d}) RETURN count(d) AS n, max(d.updated_at) AS t",
+        "listing": (
+            f"MATCH (d:{d}) OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:{c}) "
+            "WITH d, count(c) AS chunks RETURN coalesce(d.id, '') AS id, "
+            "coalesce(d.title, '') AS title, coalesce(d.source, '') AS source, "
+            "coalesce(d.kind, '') AS kind, coalesce(d.date, '') AS date, chunks, "
+            "coalesce(d.updated_at, 0) AS ingested_at ORDER BY source, id"
+        ),
         "spoke_in": (
             f"MATCH (p:{p})-[r:SPOKE_IN]->(d:{d} {{id: $id}}) "
             "RETURN p.name AS name ORDER BY r.order, p.name"

@@ -1,4 +1,4 @@
-"""Writing one document into the graph, in statements every dialect's server accepts.
+"""Writing (and removing) one document in the graph, in statements every dialect accepts.
 
 The sha256 is written last, so an interrupted write is redone by the next ingest: FalkorDB
 applies each statement at once (no rollback), so this order is what keeps its graph
@@ -16,6 +16,16 @@ from bot.knowledge.graph_schema import Dialect, GraphSchema, Statement, run, sta
 from bot.knowledge.store import Document
 
 MAX_BATCH = 100  # rows per UNWIND when the server has no size cap
+
+
+def orphans(schema: GraphSchema) -> str:
+    """Delete Persons left with no relationship at all: one that an existing graph links to
+    something else than a document stays (a Person is never DETACH DELETEd)."""
+    # OPTIONAL MATCH + count works on both engines, unlike NOT EXISTS {...}.
+    return (
+        f"MATCH (p:{schema.person}) OPTIONAL MATCH (p)-[r]-() "
+        "WITH p, count(r) AS links WHERE links = 0 DELETE p"
+    )
 
 
 def _split(text: str, budget: int) -> list[str]:
@@ -117,11 +127,26 @@ def write_document(
     people = [{"name": name, "order": i} for i, name in enumerate(dict.fromkeys(doc.people))]
     for batch in _batches(link, {"id": doc.id}, "people", people, limit):
         run(tx, dialect, link, {"id": doc.id, "people": batch}).consume()
-    # OPTIONAL MATCH + count works on both engines, unlike NOT EXISTS {...}.
-    orphans = (
-        f"MATCH (p:{p}) OPTIONAL MATCH (p)-[r:SPOKE_IN]->() "
-        "WITH p, count(r) AS links WHERE links = 0 DELETE p"
-    )
-    run(tx, dialect, orphans).consume()
+    run(tx, dialect, orphans(schema)).consume()
     finish = f"MATCH (d:{d} {{id: $id}}) SET d.sha256 = $sha, d.updated_at = $now"
     run(tx, dialect, finish, {"id": doc.id, "sha": doc.sha256, "now": now}).consume()
+
+
+def remove_document(
+    tx: Any, schema: GraphSchema, dialect: Dialect, doc_id: str, now: float
+) -> bool:
+    """Delete a document, its chunks and SPOKE_IN links; False if it was not stored.
+
+    Marked first (sha256 emptied, updated_at set): on FalkorDB an interrupted removal
+    already shows as a new version, and removing the document again finishes it."""
+    d, c = schema.document, schema.chunk
+    params = {"id": doc_id}
+    mark = f"MATCH (d:{d} {{id: $id}}) SET d.sha256 = '', d.updated_at = $now RETURN count(d) AS n"
+    if not run(tx, dialect, mark, {**params, "now": now}).single()["n"]:
+        return False
+    chunks = f"MATCH (d:{d} {{id: $id}})-[:HAS_CHUNK]->(c:{c}) DETACH DELETE c"
+    run(tx, dialect, chunks, params).consume()
+    # DETACH: the SPOKE_IN links go, and whatever else an existing graph links to the
+    # document; the Persons themselves stay (see orphans).
+    run(tx, dialect, f"MATCH (d:{d} {{id: $id}}) DETACH DELETE d", params).consume()
+    return True

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from bot.knowledge.catalog import stale
 from bot.knowledge.formats import ParseError, parse_file, supported_suffixes
 from bot.knowledge.formats.base import document_id
 from bot.knowledge.store import KnowledgeStore
@@ -23,7 +24,8 @@ ProgressCallback = Callable[[int, int, str], None]  # (files done, files total, 
 
 @dataclass
 class IngestSummary:
-    """What one ingest run did; `people` counts distinct names in added/updated files."""
+    """What one ingest run did; `people` counts distinct names in added/updated files;
+    `removed` lists the sources pruned because their files are gone."""
 
     documents_added: int = 0
     documents_updated: int = 0
@@ -32,6 +34,7 @@ class IngestSummary:
     people: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -104,13 +107,15 @@ def ingest_paths(
     paths: list[str],
     progress: bool | ProgressCallback | None = None,
     clock: Callable[[], float] = time.monotonic,
+    prune: bool = False,
 ) -> IngestSummary:
     """Ingest files and folders; unchanged files are skipped, changed ones replaced.
 
     `progress`: None shows a bar on stderr when it is a terminal, True always, False
     never, or a callable(done, total, key). A file that cannot be read or parsed becomes
     an error line; a store failure (KnowledgeUnavailable) stops the run. `clock` times
-    the run (tests pass their own)."""
+    the run (tests pass their own). `prune` also removes the stored documents that came
+    from the given folders (the same folder key) whose files are gone."""
     started = clock()
     summary = IngestSummary()
     files, summary.errors = discover(paths)
@@ -121,12 +126,19 @@ def ingest_paths(
         if report:
             report(done, len(files), source.key)
     summary.people = len(people)
+    if prune:
+        folders = [Path(raw).resolve().name for raw in paths if Path(raw).is_dir()]
+        gone = stale(store.documents(), folders, {source.key for source in files})
+        if gone:
+            store.remove(d.id for d in gone)
+        summary.removed = [d.source for d in gone]
     summary.seconds = clock() - started
     logger.info(
-        "ingest: %d added, %d updated, %d unchanged, %d chunks, %d errors in %.2fs",
+        "ingest: %d added, %d updated, %d unchanged, %d removed, %d chunks, %d errors in %.2fs",
         summary.documents_added,
         summary.documents_updated,
         summary.documents_skipped,
+        len(summary.removed),
         summary.chunks,
         len(summary.errors),
         summary.seconds,

@@ -7,12 +7,12 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from bot.deadline import Deadline
 from bot.knowledge.fts_query import build_match_query, fts_term, query_words
-from bot.knowledge.store import Document, KnowledgeUnavailable
+from bot.knowledge.store import Document, DocumentInfo, KnowledgeUnavailable
 from bot.models import Passage
 from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool
 
@@ -70,6 +70,11 @@ _GATED_SEARCH = _HITS.format(
     where="chunk_fts MATCH ? AND +rowid IN (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ?)"
 )
 _COUNT = "SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH ?"
+_LISTING = """
+SELECT d.id, d.title, d.source, d.kind, d.date,
+       (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id), d.updated_at
+FROM documents d ORDER BY d.source, d.id
+"""
 
 
 def _set_up(conn: sqlite3.Connection) -> None:
@@ -196,6 +201,12 @@ class SqliteKnowledgeStore:
             row = conn.execute("SELECT sha256 FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return row[0] if row else None
 
+    def documents(self) -> list[DocumentInfo]:
+        """Every stored document with its chunk count, ordered by source."""
+        with self._connection() as conn:
+            rows = conn.execute(_LISTING).fetchall()
+        return [DocumentInfo(*row) for row in rows]
+
     def counts(self) -> dict[str, int]:
         """{"documents": n, "chunks": n, "people": n} (people: distinct names)."""
         with self._connection() as conn:
@@ -207,7 +218,8 @@ class SqliteKnowledgeStore:
         return {"documents": documents, "chunks": chunks, "people": people}
 
     def version(self) -> str:
-        """ "{instance}:{counter}": changes on every upsert and when the file is recreated."""
+        """ "{instance}:{counter}": changes on every upsert and removal, and when the file
+        is recreated."""
         with self._connection() as conn:
             rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         return f"{rows.get('instance', '')}:{rows.get('version', '0')}"
@@ -218,30 +230,54 @@ class SqliteKnowledgeStore:
             conn.execute("SELECT count(*) FROM meta").fetchone()
 
     # -- writes ----------------------------------------------------------------------
-    def upsert(self, doc: Document) -> None:
-        """Store a document, replacing any earlier version and all of its chunks."""
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (committed, or rolled back on any exception)."""
         with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._replace(conn, doc)
-                conn.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'"
-                )
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
 
     @staticmethod
-    def _replace(conn: sqlite3.Connection, doc: Document) -> None:
+    def _bump_version(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
+
+    def upsert(self, doc: Document) -> None:
+        """Store a document, replacing any earlier version and all of its chunks."""
+        with self._transaction() as conn:
+            self._replace(conn, doc)
+            self._bump_version(conn)
+
+    def remove(self, document_ids: Iterable[str]) -> int:
+        """Delete these documents and their chunks; how many existed (the version changes
+        when any did, so answers cached from them are no longer served)."""
+        removed = 0
+        with self._transaction() as conn:
+            for doc_id in dict.fromkeys(document_ids):
+                self._delete_chunks(conn, doc_id)
+                removed += conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount
+            if removed:
+                self._bump_version(conn)
+        return removed
+
+    @staticmethod
+    def _delete_chunks(conn: sqlite3.Connection, doc_id: str) -> None:
         # External-content FTS: old rows are removed with the exact values they were
         # indexed with, read from the view before the chunks and title change.
         conn.execute(
             "INSERT INTO chunk_fts (chunk_fts, rowid, text, title, speakers) "
             "SELECT 'delete', pk, text, title, speakers FROM chunk_search WHERE doc_id = ?",
-            (doc.id,),
+            (doc_id,),
         )
-        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc.id,))
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+
+    @classmethod
+    def _replace(cls, conn: sqlite3.Connection, doc: Document) -> None:
+        cls._delete_chunks(conn, doc.id)
         conn.execute(
             "INSERT INTO documents (id, title, kind, source, date, sha256, people, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +37,19 @@ class Document:
     people: tuple[str, ...] = ()  # speakers / attendees
 
 
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A stored document as `documents` lists it (its chunks counted, not loaded)."""
+
+    id: str
+    title: str
+    source: str  # as ingested: "<root folder name>/<path below it>"
+    kind: str
+    date: str
+    chunks: int
+    ingested_at: float  # Unix time of the last write; 0 if unknown
+
+
 class KnowledgeStore(Protocol):
     """Where passages come from. Every method may raise KnowledgeUnavailable."""
 
@@ -51,6 +65,14 @@ class KnowledgeStore(Protocol):
 
     def upsert(self, doc: Document) -> None:
         """Store a document, replacing any earlier version and its chunks."""
+        ...
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every stored document, ordered by source."""
+        ...
+
+    def remove(self, document_ids: Iterable[str]) -> int:
+        """Delete these documents with their chunks (a new version); how many existed."""
         ...
 
     def counts(self) -> dict[str, int]:

@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +14,14 @@ import pytest
 
 from bot.answer.mistral import MistralEmbedder
 from bot.deadline import Deadline
+from bot.knowledge import graph_write
 from bot.knowledge.formats import find_format, formats, parse_file
 from bot.knowledge.graph import GraphKnowledgeStore
 from bot.knowledge.graph_client import GraphClient
 from bot.knowledge.graph_schema import GraphSchema
 from bot.knowledge.ingest import ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
-from bot.knowledge.store import Chunk, Document
+from bot.knowledge.store import Chunk, Document, KnowledgeUnavailable
 from tests.fakes.mistral_server import MistralStub, embed
 from tests.knowledge.paths import REPO_ROOT, SAMPLE_DIR
 from tests.knowledge.test_graph_text import HOSTILE
@@ -128,6 +130,64 @@ def test_hostile_questions_never_raise_nor_harm_the_server(graph, question) -> N
 def doc(doc_id: str, *texts: str, people: tuple[str, ...] = (), sha: str = "s1") -> Document:
     chunks = tuple(Chunk(seq=i, text=t) for i, t in enumerate(texts))
     return Document(doc_id, f"Title {doc_id}", "text", f"{doc_id}.txt", "", sha, chunks, people)
+
+
+def people_in(graph: GraphKnowledgeStore) -> list[str]:
+    query = "MATCH (p:Person) RETURN p.name AS name ORDER BY name"
+    return graph.client.read(lambda tx: [r["name"] for r in tx.run(query)], Deadline(5))
+
+
+def test_documents_and_remove(graph, tmp_path) -> None:
+    ingest_paths(graph, [str(SAMPLE_DIR)], progress=False)
+    own = doc("own", "The zebra fund audit.", people=("Amara Okafor", "Lena Berg"))
+    graph.upsert(own)
+    # An existing graph may link a Person to other things than documents: that one stays.
+    link = "MATCH (p:Person {name: 'Priya Raman'}) CREATE (p)-[:MEMBER_OF]->(:Team {name: 'A'})"
+    graph.client.write(lambda tx: tx.run(link).consume(), Deadline(5))
+    listed = graph.documents()
+    with SqliteKnowledgeStore(str(tmp_path / "reference.sqlite3")) as reference:
+        ingest_paths(reference, [str(SAMPLE_DIR)], progress=False)
+        reference.upsert(own)
+        expected = reference.documents()
+
+    def fields(d):
+        return (d.id, d.title, d.source, d.kind, d.date, d.chunks)
+
+    assert [fields(d) for d in listed] == [fields(d) for d in expected]
+    assert all(abs(d.ingested_at - time.time()) < 60 for d in listed)
+
+    version = graph.version()
+    sample = [d.id for d in listed if d.source.startswith("sample/")]
+    assert graph.remove([*sample, sample[0], "missing"]) == len(sample) == 5
+    assert graph.version() != version
+    assert [d.id for d in graph.documents()] == ["own"]
+    assert graph.counts() == {"documents": 1, "chunks": 1, "people": 2}
+    assert {p.document_id for p in search(graph, "UNEA Germany budget zebra meeting")} == {"own"}
+    # Speakers of the removed meetings go, unless still linked: by SPOKE_IN or otherwise.
+    assert people_in(graph) == ["Amara Okafor", "Lena Berg", "Priya Raman"]
+    assert graph.remove(["own"]) == 1 and graph.remove(["own"]) == 0
+    assert graph.counts() == {"documents": 0, "chunks": 0, "people": 0}
+    assert people_in(graph) == ["Priya Raman"]  # never DETACH DELETEd
+
+
+def test_an_interrupted_removal_is_already_a_new_version(graph, monkeypatch) -> None:
+    graph.upsert(doc("d1", "The zebra fund audit."))
+    version = graph.version()
+    real_run = graph_write.run
+
+    def failing(tx, dialect, query, params=None):
+        if "DELETE" in query:
+            raise KnowledgeUnavailable("connection lost")
+        return real_run(tx, dialect, query, params)
+
+    monkeypatch.setattr(graph_write, "run", failing)
+    with pytest.raises(KnowledgeUnavailable):
+        graph.remove(["d1"])
+    monkeypatch.undo()
+    # FalkorDB keeps what ran before the failure: the mark, so no cached answer survives
+    # and an ingest rewrites the document; removing it again finishes the job.
+    assert graph.version() != version and graph.document_sha("d1") == ""
+    assert graph.remove(["d1"]) == 1 and graph.documents() == []
 
 
 def test_any_text_is_stored_exactly(graph) -> None:
