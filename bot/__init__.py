@@ -22,16 +22,16 @@ def create_app(
 ) -> Flask:
     """Build the app: settings, logging, stores, answerer, blueprint and CLI."""
     from bot.answer import build_answerer
-    from bot.cli import register_cli
-    from bot.conversation import ConversationHandler
-    from bot.health import Services
+    from bot.chat.conversation import ConversationHandler
     from bot.history import open_history_store
     from bot.knowledge import open_knowledge_store
-    from bot.limits import init_limits
     from bot.logs import configure_logging
     from bot.metrics import Metrics
-    from bot.security import local_token
-    from bot.webhook import MAX_BODY_BYTES, WEBHOOK_ENDPOINT, bp
+    from bot.ops.cli import register_cli
+    from bot.web.blueprint import MAX_BODY_BYTES, WEBHOOK_ENDPOINT, bp
+    from bot.web.limits import init_limits
+    from bot.web.security import local_token
+    from bot.web.services import Services
 
     if isinstance(config_override, Settings):
         settings = config_override

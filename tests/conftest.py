@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
 from bot import create_app
-from bot.cli import reply_texts
 from bot.knowledge.ingest import ingest_paths
+from bot.ops.cli import reply_texts
 from bot.settings import Settings
 from tests.fakes.mistral_server import MistralStub
 from tests.knowledge.paths import QMSUM_DIR
@@ -22,7 +22,7 @@ from tests.services import unavailable
 from tests.services.postgres import pg_cluster_url, pg_url, postgres, postgres_cluster  # noqa: F401
 
 # Throwaway servers, each started only when a test asks for it.
-pytest_plugins = ["tests.services.redis", "tests.services.falkordb", "tests.history_stores"]
+pytest_plugins = ["tests.services.redis", "tests.services.falkordb", "tests.history.stores"]
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "knowledge" / "sample"

@@ -42,9 +42,9 @@ def open_knowledge_store(settings: Settings) -> KnowledgeStore:
 
 def open_graph_store(settings: Settings) -> KnowledgeStore:
     """Neo4j or FalkorDB over Bolt, with mistral-embed vectors when a key is configured."""
-    from bot.knowledge.graph import GraphKnowledgeStore
-    from bot.knowledge.graph_client import GraphClient
-    from bot.knowledge.graph_schema import GraphSchema
+    from bot.knowledge.graph.client import GraphClient
+    from bot.knowledge.graph.schema import GraphSchema
+    from bot.knowledge.graph.store import GraphKnowledgeStore
 
     embedder = None
     if settings.neo4j_embeddings and settings.mistral_api_key:

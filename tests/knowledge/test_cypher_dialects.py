@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from bot.knowledge.cypher_falkordb import MAX_STATEMENT_BYTES, FalkorDialect, encode
-from bot.knowledge.cypher_neo4j import Neo4jDialect
-from bot.knowledge.graph_schema import (
+from bot.knowledge.graph.dialect_falkordb import MAX_STATEMENT_BYTES, FalkorDialect, encode
+from bot.knowledge.graph.dialect_neo4j import Neo4jDialect
+from bot.knowledge.graph.schema import (
     GraphSchema,
     hits_query,
     quote,
     run,
     vector_literal,
 )
-from bot.knowledge.graph_search import custom_statement
-from bot.knowledge.graph_write import write_document
+from bot.knowledge.graph.search import custom_statement
+from bot.knowledge.graph.write import write_document
 from bot.knowledge.store import Chunk, Document, KnowledgeUnavailable
 
 NEO4J, FALKOR = Neo4jDialect(), FalkorDialect()

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bot.deadline import Deadline
-from bot.knowledge.graph import GraphKnowledgeStore
-from bot.knowledge.graph_client import GraphClient
+from bot.knowledge.graph.client import GraphClient
+from bot.knowledge.graph.store import GraphKnowledgeStore
 from bot.knowledge.store import Chunk, Document, KnowledgeUnavailable
 from tests.services.falkordb import FalkorDBServer
 from tests.services.relay import BlackHoleRelay

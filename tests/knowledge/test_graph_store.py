@@ -14,11 +14,11 @@ import pytest
 
 from bot.answer.mistral import MistralEmbedder
 from bot.deadline import Deadline
-from bot.knowledge import graph_write
 from bot.knowledge.formats import find_format, formats, parse_file
-from bot.knowledge.graph import GraphKnowledgeStore
-from bot.knowledge.graph_client import GraphClient
-from bot.knowledge.graph_schema import GraphSchema
+from bot.knowledge.graph import write as graph_write
+from bot.knowledge.graph.client import GraphClient
+from bot.knowledge.graph.schema import GraphSchema
+from bot.knowledge.graph.store import GraphKnowledgeStore
 from bot.knowledge.ingest import ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
 from bot.knowledge.store import Chunk, Document, KnowledgeUnavailable

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bot.knowledge.graph_rank import bm25, rarest, stem
-from bot.knowledge.graph_text import (
+from bot.knowledge.graph.rank import bm25, rarest, stem
+from bot.knowledge.graph.text import (
     MAX_QUERY_BYTES,
     MAX_TERMS,
     best_title_match,

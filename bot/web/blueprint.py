@@ -1,0 +1,87 @@
+"""The blueprint: POST /whatsapp/webhook and GET /health."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from bot.chat.access import rate_key, refusal_text
+from bot.deadline import Deadline
+from bot.logs import new_request_id
+from bot.web.inbound import BadRequest, mask_number, parse_form
+from bot.web.security import verify_twilio_request
+from bot.web.twiml import render
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("webhook", __name__)
+
+WEBHOOK_ENDPOINT = "webhook.whatsapp_webhook"
+# Twilio's forms are a few KiB; anything much larger is not Twilio.
+MAX_BODY_BYTES = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(text + "\n", status=status, mimetype="text/plain")
+
+
+def _twiml(text: str) -> Response:
+    return Response(
+        render(text, current_app.extensions["bot"].settings.max_reply_messages),
+        status=200,
+        mimetype="text/xml",
+    )
+
+
+@bp.before_request
+def gate() -> Response | None:
+    """The cheap checks, before the rate limiter counts anything (SPEC steps 1-4)."""
+    if request.endpoint != WEBHOOK_ENDPOINT:
+        return None
+    new_request_id()
+    g.started = time.perf_counter()
+    services = current_app.extensions["bot"]
+    # The budget starts when the request arrives: Twilio's 15 s clock is already running.
+    g.deadline = Deadline(services.settings.response_timeout_seconds)
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return _plain(413, "Request body too large")
+    if request.mimetype != FORM_TYPE:
+        return _plain(400, f"Expected {FORM_TYPE}")
+    if not verify_twilio_request(request, services.settings, services.local_token):
+        logger.warning("rejected a request with a missing or invalid Twilio signature")
+        return _plain(403, "Invalid or missing Twilio signature")
+    try:
+        g.message = parse_form(request.form)
+    except BadRequest as exc:
+        return _plain(400, str(exc))
+    logger.info(
+        "received %s from %s (%d chars, %d media)",
+        g.message.message_sid,
+        mask_number(g.message.sender),
+        len(g.message.body),
+        g.message.num_media,
+    )
+    if not services.access.allows(g.message.sender):
+        logger.info("refused sender %s (not in allowed_senders)", mask_number(g.message.sender))
+        first = services.handler.notice_due(g.message.sender, "refused", g.deadline)
+        return _twiml(refusal_text(g.message.sender) if first else "")
+    g.rate_key = rate_key(g.message.sender)
+    return None
+
+
+@bp.post("/whatsapp/webhook")
+def whatsapp_webhook() -> Response:
+    """Answer one verified, allowed, rate-limited message inline as TwiML."""
+    reply = current_app.extensions["bot"].handler.handle(g.message, g.deadline)
+    response = _twiml(reply.text)
+    logger.info("replied (%s) in %.0f ms", reply.kind, (time.perf_counter() - g.started) * 1000)
+    return response
+
+
+@bp.get("/health")
+def health() -> tuple[Response, int]:
+    """Component status and counters; never a secret or a phone number."""
+    report = current_app.extensions["bot"].health()
+    return jsonify(report), 503 if report["status"] == "down" else 200

@@ -1,0 +1,165 @@
+"""The use case with small in-process fakes of our own protocols: how it degrades."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.chat.conversation import (
+    FINISH_RESERVE_SECONDS,
+    KNOWLEDGE_DOWN,
+    MEMORY_DOWN,
+    ConversationHandler,
+)
+from bot.deadline import Deadline
+from bot.history.sqlite import SqliteHistoryStore
+from bot.history.store import HistoryUnavailable
+from bot.knowledge.store import KnowledgeUnavailable
+from bot.metrics import Metrics
+from bot.models import Answer, InboundMessage, Passage
+from bot.settings import Settings
+
+PASSAGE = Passage(
+    "Attendees: Amara Okafor, Jonas Weber. The team agreed to pause Germany.",
+    "UNEA prep (2026-03-04)",
+    1.0,
+)
+
+
+class FakeKnowledge:
+    backend = "fake"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail, self.queries = fail, []
+
+    def version(self):
+        return "v1"
+
+    def search(self, query, k, deadline):
+        self.queries.append(query)
+        if self.fail:
+            raise KnowledgeUnavailable("down")
+        return [PASSAGE][:k]
+
+
+class DownHistory:
+    """Every history operation fails, as when the database is unreachable."""
+
+    backend = "down"
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise HistoryUnavailable("connection refused")
+
+        return fail
+
+
+class RecordingAnswerer:
+    name = "recording"
+
+    def __init__(self, explode: bool = False) -> None:
+        self.explode, self.calls = explode, []
+
+    def answer(self, question, passages, turns, deadline):
+        self.calls.append((question, passages, turns, deadline.remaining()))
+        if self.explode:
+            raise RuntimeError("bug in the answerer")
+        return Answer(f"answer to {question}", (passages[0].source,), "recording")
+
+
+@pytest.fixture
+def history(tmp_path):
+    store = SqliteHistoryStore(str(tmp_path / "h.sqlite3"))
+    yield store
+    store.close()
+
+
+def handler(history, knowledge=None, answerer=None, **settings) -> ConversationHandler:
+    return ConversationHandler(
+        Settings(**settings),
+        history,
+        knowledge or FakeKnowledge(),
+        answerer or RecordingAnswerer(),
+        Metrics(),
+    )
+
+
+def message(body: str, sid: str = "SM1", **extra) -> InboundMessage:
+    return InboundMessage(sid, "whatsapp:+447700900001", body=body, **extra)
+
+
+def test_history_down_still_answers_without_history():
+    answerer = RecordingAnswerer()
+    bot = handler(DownHistory(), answerer=answerer)
+    reply = bot.handle(message("@agent who attended?"), Deadline(5))
+    assert reply.text == "answer to who attended?"
+    assert answerer.calls[0][2] == []  # no turns
+
+
+def test_history_down_commands_say_memory_is_unavailable():
+    bot = handler(DownHistory())
+    assert bot.handle(message("@agent reset"), Deadline(5)).text == MEMORY_DOWN
+    assert bot.handle(message("@agent sources", "SM2"), Deadline(5)).text == MEMORY_DOWN
+
+
+def test_knowledge_down_says_so_and_calls_no_model(history):
+    answerer = RecordingAnswerer()
+    bot = handler(history, FakeKnowledge(fail=True), answerer)
+    reply = bot.handle(message("@agent who attended?"), Deadline(5))
+    assert reply.text == KNOWLEDGE_DOWN
+    assert answerer.calls == []
+
+
+def test_a_broken_answerer_falls_back_to_excerpts(history):
+    bot = handler(history, answerer=RecordingAnswerer(explode=True))
+    reply = bot.handle(message("@agent who attended?"), Deadline(5))
+    assert "Amara Okafor" in reply.text
+    assert bot.metrics.snapshot()["counters"]["fallbacks"] == 1
+
+
+def test_the_answerer_gets_less_time_than_the_request(history):
+    answerer = RecordingAnswerer()
+    frozen = Deadline(5, clock=lambda: 1000.0)  # no time passes: only the reserve is taken
+    handler(history, answerer=answerer).handle(message("@agent who attended?"), frozen)
+    # What is kept back pays for storing the exchange and writing the TwiML.
+    assert answerer.calls[0][3] == pytest.approx(5 - FINISH_RESERVE_SECONDS)
+    assert FINISH_RESERVE_SECONDS > 0
+
+
+def test_long_questions_are_truncated_with_a_note(history):
+    answerer = RecordingAnswerer()
+    bot = handler(history, answerer=answerer, max_question_chars=40)
+    reply = bot.handle(message("@agent " + "why " * 100), Deadline(5))
+    assert len(answerer.calls[0][0]) == 40
+    assert "first 40 characters" in reply.text
+
+
+def test_follow_up_searches_with_the_earlier_question(history):
+    knowledge = FakeKnowledge()
+    bot = handler(history, knowledge)
+    bot.handle(message("@agent what did we decide about Germany?", "SM1"), Deadline(5))
+    bot.handle(message("@agent why was that decided?", "SM2"), Deadline(5))
+    assert "Germany" in knowledge.queries[-1]
+
+
+def test_without_require_mention_every_message_is_a_question(history):
+    answerer = RecordingAnswerer()
+    handler(history, answerer=answerer, require_mention=False).handle(
+        message("who attended?"), Deadline(5)
+    )
+    assert answerer.calls[0][0] == "who attended?"
+
+
+def test_group_messages_are_ignored_unless_enabled(history):
+    group = dict(is_group=True, group_id="CH1")
+    assert handler(history).handle(message("@agent hi", **group), Deadline(5)).text == ""
+    enabled = handler(history, enable_group_chat=True)
+    assert enabled.handle(message("@agent hi", "SM2", **group), Deadline(5)).text
+
+
+def test_a_duplicate_waits_for_the_first_reply_only_until_the_deadline(history):
+    bot = handler(history)
+    history.claim("SMslow", "whatsapp:+447700900001", Deadline(5))  # another request has it
+    deadline = Deadline(0.5)
+    reply = bot.handle(message("@agent who attended?", "SMslow"), deadline)
+    assert reply.text == "" and reply.kind == "duplicate"
+    assert deadline.remaining() > 0
