@@ -14,10 +14,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.knowledge.embedder import Embedder
+from bot.embedding import Embedder
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge.graph.client import GraphClient
 from bot.knowledge.graph.store import GraphKnowledgeStore
-from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable
+from bot.knowledge.store import KnowledgeStore
 
 
 class _ServerStore(GraphKnowledgeStore):

@@ -28,9 +28,10 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `bot` importable
     sys.path.insert(0, str(REPO_ROOT))
 
 from bot.deadline import Deadline  # noqa: E402
+from bot.errors import KnowledgeUnavailable  # noqa: E402
 from bot.knowledge.ingest import ingest_paths  # noqa: E402
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore  # noqa: E402
-from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable  # noqa: E402
+from bot.knowledge.store import KnowledgeStore  # noqa: E402
 from bot.models import Passage  # noqa: E402
 
 DATASET = REPO_ROOT.parent / "shared/datasets/qmsum-val"

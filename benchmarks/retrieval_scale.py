@@ -35,9 +35,10 @@ from pathlib import Path
 from _common import PERFORMANCE_MD, QMSUM, machine_line, percentile, table, write_section
 
 from bot.deadline import Deadline
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge import open_knowledge_store
 from bot.knowledge.formats import parse_file
-from bot.knowledge.store import Chunk, Document, KnowledgeStore, KnowledgeUnavailable
+from bot.knowledge.store import Chunk, Document, KnowledgeStore
 from bot.settings import Settings
 
 SECTION = "retrieval_scale"

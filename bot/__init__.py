@@ -21,7 +21,7 @@ def create_app(
     environ: Mapping[str, str] | None = None,
 ) -> Flask:
     """Build the app: settings, logging, stores, answerer, blueprint and CLI."""
-    from bot.answer import build_answerer
+    from bot.answer import build_answerer, build_embedder
     from bot.chat.conversation import ConversationHandler
     from bot.history import open_history_store
     from bot.knowledge import open_knowledge_store
@@ -58,7 +58,8 @@ def create_app(
             f"create and write ({exc.strerror or type(exc).__name__})"
         ) from None
     history = open_history_store(settings)
-    knowledge = open_knowledge_store(settings)
+    embedder = build_embedder(settings.mistral_api_key or None, settings.mistral_server_url or None)
+    knowledge = open_knowledge_store(settings, embedder)
     answerer = build_answerer(
         settings.mistral_api_key or None,
         settings.mistral_model,

@@ -14,7 +14,7 @@ from typing import TextIO
 import click
 
 from bot.settings import Settings
-from bot.web.inbound import mask_number
+from bot.text import mask_number
 
 FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 LOG_FILE = "whatsapp_agent.log"

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from bot.web.inbound import normalise_number
+from bot.text import normalise_number
 
 logger = logging.getLogger(__name__)
 

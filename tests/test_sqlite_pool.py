@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from bot.deadline import Deadline
+from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.history.sqlite import SqliteHistoryStore
-from bot.history.store import HistoryUnavailable
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
-from bot.knowledge.store import KnowledgeUnavailable
 from bot.sqlite_pool import PoolClosed, PoolTimeout, SqlitePool
 
 

@@ -6,16 +6,18 @@ import logging
 import os
 from collections.abc import Mapping
 
-from bot.answer.base import Answerer, AnswerFailed
+from bot.answer.base import Answerer
 from bot.answer.extractive import ExtractiveAnswerer
 from bot.deadline import Deadline
+from bot.embedding import Embedder
+from bot.errors import AnswerFailed
 from bot.models import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_POOL_SIZE = 64
 
-__all__ = ["AnswerFailed", "Answerer", "ExtractiveAnswerer", "FallbackAnswerer", "build_answerer"]
+__all__ = ["Answerer", "ExtractiveAnswerer", "FallbackAnswerer", "build_answerer", "build_embedder"]
 
 
 class FallbackAnswerer:
@@ -65,6 +67,16 @@ def pool_size(environ: Mapping[str, str] | None = None) -> int:
     except ValueError:
         threads = 0
     return max(DEFAULT_POOL_SIZE, threads)
+
+
+def build_embedder(api_key: str | None, server_url: str | None = None) -> Embedder | None:
+    """mistral-embed vectors when a key is configured (the knowledge store decides whether
+    to use them); None without a key."""
+    if not api_key:
+        return None
+    from bot.answer.mistral import MistralEmbedder
+
+    return MistralEmbedder(api_key, server_url)
 
 
 def build_answerer(api_key: str | None, model: str, server_url: str | None = None) -> Answerer:

@@ -1,4 +1,4 @@
-"""The Answerer protocol and its error."""
+"""The Answerer protocol (its error, AnswerFailed, is bot.errors.ModelFailed)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,6 @@ from typing import Protocol
 
 from bot.deadline import Deadline
 from bot.models import Answer, Passage, Turn
-
-
-class AnswerFailed(Exception):
-    """The model could not answer (timeout, HTTP error, bad response); callers fall back."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason  # short and log-safe: "timeout", "http 429", "connection error"
 
 
 class Answerer(Protocol):

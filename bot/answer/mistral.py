@@ -14,16 +14,16 @@ from typing import Any
 import httpx2
 from mistralai.client import Mistral, errors, models
 
-from bot.answer.base import AnswerFailed
 from bot.answer.prompt import DEFAULT_MAX_PASSAGE_CHARS, build_messages
 from bot.answer.transport import deadline_client
 from bot.deadline import Deadline
-from bot.knowledge.embedder import EMBEDDING_DIMENSIONS, EmbeddingFailed
+from bot.errors import AnswerFailed, EmbeddingFailed
 from bot.models import Answer, Passage, Turn
 from bot.text import xml_safe
 
 logger = logging.getLogger(__name__)
 
+MISTRAL_EMBED_DIMENSIONS = 1024  # mistral-embed's vector size
 DEFAULT_MAX_TOKENS = 600  # about 2,000 characters: one or two WhatsApp messages
 RESERVE_SECONDS = 0.3  # left over after the call for the extractive fallback and TwiML
 MIN_CALL_SECONDS = 0.5  # below this a call cannot succeed; don't spend money trying
@@ -388,7 +388,7 @@ class MistralEmbedder:
     """mistral-embed vectors in batches, deadline-bound, one pooled SDK client per process."""
 
     name = EMBED_MODEL
-    dimensions = EMBEDDING_DIMENSIONS
+    dimensions = MISTRAL_EMBED_DIMENSIONS
 
     def __init__(
         self,

@@ -19,8 +19,9 @@ import logging
 from dataclasses import dataclass
 
 from bot.deadline import Deadline
-from bot.history.store import CachedAnswer, HistoryStore, HistoryUnavailable
-from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable
+from bot.errors import HistoryUnavailable, KnowledgeUnavailable
+from bot.history.store import CachedAnswer, HistoryStore
+from bot.knowledge.store import KnowledgeStore
 from bot.models import Answer
 
 logger = logging.getLogger(__name__)

@@ -12,15 +12,17 @@ from bot.answer.extractive import ExtractiveAnswerer
 from bot.chat.access import AccessPolicy
 from bot.chat.cache import AnswerCache
 from bot.chat.commands import HELP_TEXT, MEDIA_REPLY, MENTION_HINT, parse_command, parse_rating
+from bot.chat.mention import find_mention
 from bot.chat.runner import MEMORY_DOWN, RESET_DONE, CommandRunner, safe
 from bot.deadline import Deadline
+from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.followup import search_query
-from bot.history.store import AnswerRecord, HistoryStore, HistoryUnavailable
-from bot.knowledge.store import KnowledgeStore, KnowledgeUnavailable
+from bot.history.store import AnswerRecord, HistoryStore
+from bot.knowledge.store import KnowledgeStore
 from bot.metrics import Metrics
 from bot.models import Answer, InboundMessage, Passage, Reply, Turn
 from bot.settings import Settings
-from bot.web.inbound import find_mention, mask_number
+from bot.text import mask_number
 
 logger = logging.getLogger(__name__)
 __all__ = ["KNOWLEDGE_DOWN", "MEMORY_DOWN", "RESET_DONE", "SORRY", "ConversationHandler"]

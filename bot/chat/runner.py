@@ -23,9 +23,10 @@ from bot.chat.commands import (
     team_stats_text,
 )
 from bot.deadline import Deadline
-from bot.history.store import HistoryStore, HistoryUnavailable
+from bot.errors import HistoryUnavailable
+from bot.history.store import HistoryStore
 from bot.models import InboundMessage, Reply
-from bot.web.inbound import mask_number
+from bot.text import mask_number
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

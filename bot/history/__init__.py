@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bot.history.store import Delivery, HistoryStore, HistoryUnavailable
+from bot.errors import HistoryUnavailable
+from bot.history.store import Delivery, HistoryStore
 from bot.settings import Settings
 
-__all__ = ["Delivery", "HistoryStore", "HistoryUnavailable", "open_history_store"]
+__all__ = ["Delivery", "HistoryStore", "open_history_store"]
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,11 @@ import psycopg2
 import psycopg2.extensions
 
 from bot.deadline import Deadline
+from bot.errors import HistoryUnavailable
 from bot.history.pg_queries import PostgresQueries
 from bot.history.pg_schema import ADVISORY_LOCK_KEY, LATEST_VERSION, MIGRATIONS, VERSION_TABLE
 from bot.history.pg_team import PostgresTeamQueries
-from bot.history.store import HistoryUnavailable, PruneSchedule
+from bot.history.store import PruneSchedule
 from bot.settings import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.deadline import Deadline
+from bot.errors import HistoryUnavailable
 from bot.history.sqlite_team import SqliteTeamQueries
 from bot.history.store import (
     DELIVERY_KEEP_SECONDS,
@@ -20,7 +21,6 @@ from bot.history.store import (
     STALE_CLAIM_SECONDS,
     AnswerRecord,
     Delivery,
-    HistoryUnavailable,
     PruneSchedule,
     anonymous_key,
     normalise_question,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.deadline import Deadline
+from bot.errors import HistoryUnavailable
 from bot.models import Turn
 
 logger = logging.getLogger(__name__)
@@ -36,10 +37,6 @@ PRUNE_EVERY_SECONDS = 60.0
 PRUNE_BATCH = 500
 # What one pruning step may take of the request's budget before it gives up for a minute.
 PRUNE_SECONDS = 0.5
-
-
-class HistoryUnavailable(Exception):
-    """The history backend cannot answer right now; the bot answers without history."""
 
 
 @dataclass(frozen=True)

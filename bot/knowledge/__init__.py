@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from bot.embedding import Embedder
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
-from bot.knowledge.store import Chunk, Document, KnowledgeStore, KnowledgeUnavailable
+from bot.knowledge.store import Chunk, Document, KnowledgeStore
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -15,7 +17,6 @@ __all__ = [
     "Chunk",
     "Document",
     "KnowledgeStore",
-    "KnowledgeUnavailable",
     "SqliteKnowledgeStore",
     "open_graph_store",
     "open_knowledge_store",
@@ -24,13 +25,14 @@ __all__ = [
 KNOWLEDGE_DB_NAME = "knowledge.sqlite3"
 
 
-def open_knowledge_store(settings: Settings) -> KnowledgeStore:
-    """The graph store when `neo4j.uri` is set, else SQLite FTS5 in the data directory.
+def open_knowledge_store(settings: Settings, embedder: Embedder | None = None) -> KnowledgeStore:
+    """The graph store when `neo4j.uri` is set, else SQLite FTS5 in the data directory;
+    `embedder` (built by the app factory when a model key is configured) adds vectors.
 
     Neither connects to a server here: a graph that is down at start-up makes /health
     degraded and questions answered with "knowledge unavailable", never a failed start."""
     if settings.neo4j_uri:
-        return open_graph_store(settings)
+        return open_graph_store(settings, embedder)
     try:
         os.makedirs(settings.data_dir, exist_ok=True)
     except OSError as exc:
@@ -40,17 +42,13 @@ def open_knowledge_store(settings: Settings) -> KnowledgeStore:
     return SqliteKnowledgeStore(os.path.join(settings.data_dir, KNOWLEDGE_DB_NAME))
 
 
-def open_graph_store(settings: Settings) -> KnowledgeStore:
-    """Neo4j or FalkorDB over Bolt, with mistral-embed vectors when a key is configured."""
+def open_graph_store(settings: Settings, embedder: Embedder | None = None) -> KnowledgeStore:
+    """Neo4j or FalkorDB over Bolt, with the embedder's vectors unless `neo4j.embeddings`
+    is false."""
     from bot.knowledge.graph.client import GraphClient
     from bot.knowledge.graph.schema import GraphSchema
     from bot.knowledge.graph.store import GraphKnowledgeStore
 
-    embedder = None
-    if settings.neo4j_embeddings and settings.mistral_api_key:
-        from bot.answer.mistral import MistralEmbedder
-
-        embedder = MistralEmbedder(settings.mistral_api_key, settings.mistral_server_url or None)
     schema = GraphSchema(
         chunk_label=settings.neo4j_chunk_label,
         document_label=settings.neo4j_document_label,
@@ -66,6 +64,6 @@ def open_graph_store(settings: Settings) -> KnowledgeStore:
         client,
         schema,
         dialect=settings.neo4j_dialect,
-        embedder=embedder,
+        embedder=embedder if settings.neo4j_embeddings else None,
         retrieval_query=settings.neo4j_retrieval_query,
     )

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from bot.deadline import Deadline
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge.fts_query import build_match_query, fts_term, query_words
-from bot.knowledge.store import Document, DocumentInfo, KnowledgeUnavailable
+from bot.knowledge.store import Document, DocumentInfo
 from bot.models import Passage
 from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool
 

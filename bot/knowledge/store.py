@@ -10,10 +10,6 @@ from bot.deadline import Deadline
 from bot.models import Passage
 
 
-class KnowledgeUnavailable(Exception):
-    """The knowledge backend cannot answer right now (down, timed out, misconfigured)."""
-
-
 @dataclass(frozen=True)
 class Chunk:
     """A retrievable slice of a document."""

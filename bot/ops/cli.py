@@ -21,7 +21,7 @@ from bot.chat.commands import answers_text, feedback_text, seconds_text
 from bot.deadline import Deadline
 from bot.history.store import Feedback, UsageStats
 from bot.settings import Settings
-from bot.web.inbound import mask_number, normalise_number
+from bot.text import mask_number, normalise_number
 from bot.web.security import LOCAL_TOKEN_HEADER, SIGNATURE_HEADER, local_token
 
 WEBHOOK_PATH = "/whatsapp/webhook"
@@ -143,7 +143,7 @@ def _chunks(n: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 def documents_command(as_json: bool) -> None:
     """List the documents in the knowledge base: source, title, chunks, when ingested."""
-    from bot.knowledge.store import KnowledgeUnavailable
+    from bot.errors import KnowledgeUnavailable
 
     try:
         documents = _services().knowledge.documents()
@@ -167,8 +167,8 @@ def documents_command(as_json: bool) -> None:
 def remove_command(targets: tuple[str, ...]) -> None:
     """Remove documents named by TARGET: a source or title exactly as `documents` lists it,
     or a folder such as sample/ (everything ingested from it)."""
+    from bot.errors import KnowledgeUnavailable
     from bot.knowledge.catalog import select
-    from bot.knowledge.store import KnowledgeUnavailable
 
     knowledge = _services().knowledge
     try:
@@ -283,7 +283,7 @@ def stats_report(stats: UsageStats, feedback: list[Feedback], days: int, backend
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 def stats_command(days: int, top: int, feedback_limit: int, as_json: bool) -> None:
     """The team's usage over the last N days (what admins see in chat) and recent feedback."""
-    from bot.history import HistoryUnavailable
+    from bot.errors import HistoryUnavailable
 
     history = _services().history
     deadline = Deadline(CLI_SEARCH_SECONDS)

@@ -10,7 +10,8 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from bot.chat.access import rate_key, refusal_text
 from bot.deadline import Deadline
 from bot.logs import new_request_id
-from bot.web.inbound import BadRequest, mask_number, parse_form
+from bot.text import mask_number
+from bot.web.inbound import BadRequest, parse_form
 from bot.web.security import verify_twilio_request
 from bot.web.twiml import render
 

@@ -10,7 +10,8 @@ import pytest
 
 from bot.answer.mistral import MistralEmbedder
 from bot.deadline import Deadline
-from bot.knowledge.embedder import EMBEDDING_DIMENSIONS, EmbeddingFailed
+from bot.embedding import EMBEDDING_DIMENSIONS
+from bot.errors import EmbeddingFailed
 from tests.answer.conftest import API_KEY
 from tests.fakes.mistral_server import TRICKLE_MODES, MistralStub, embed
 

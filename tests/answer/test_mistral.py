@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.answer import AnswerFailed, ExtractiveAnswerer, FallbackAnswerer, build_answerer
+from bot.answer import ExtractiveAnswerer, FallbackAnswerer, build_answerer
 from bot.answer.mistral import MistralAnswerer, to_whatsapp, with_sources
 from bot.deadline import Deadline
+from bot.errors import AnswerFailed
 from bot.models import Passage
 from tests.answer.conftest import API_KEY
 from tests.fakes.mistral_server import TRICKLE_MODES, MistralStub

@@ -11,9 +11,8 @@ from bot.chat.conversation import (
     ConversationHandler,
 )
 from bot.deadline import Deadline
+from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.history.sqlite import SqliteHistoryStore
-from bot.history.store import HistoryUnavailable
-from bot.knowledge.store import KnowledgeUnavailable
 from bot.metrics import Metrics
 from bot.models import Answer, InboundMessage, Passage
 from bot.settings import Settings

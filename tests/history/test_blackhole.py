@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from bot.deadline import Deadline
+from bot.errors import HistoryUnavailable
 from bot.history.postgres import RECONNECT_AFTER_SECONDS, PostgresHistoryStore
-from bot.history.store import HistoryUnavailable
 from tests.conftest import twilio_form
 from tests.services.postgres import run_sql
 from tests.services.relay import BlackHoleRelay

@@ -11,9 +11,9 @@ import psycopg2
 import pytest
 
 from bot.deadline import Deadline
+from bot.errors import HistoryUnavailable
 from bot.history.pg_schema import LATEST_VERSION
 from bot.history.postgres import RECONNECT_AFTER_SECONDS, PostgresHistoryStore
-from bot.history.store import HistoryUnavailable
 from tests.conftest import ALICE, BOB, twilio_form
 from tests.services import free_port
 from tests.services.postgres import run_sql

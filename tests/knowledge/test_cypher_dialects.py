@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge.graph.dialect_falkordb import MAX_STATEMENT_BYTES, FalkorDialect, encode
 from bot.knowledge.graph.dialect_neo4j import Neo4jDialect
 from bot.knowledge.graph.schema import (
@@ -19,7 +20,7 @@ from bot.knowledge.graph.schema import (
 )
 from bot.knowledge.graph.search import custom_statement
 from bot.knowledge.graph.write import write_document
-from bot.knowledge.store import Chunk, Document, KnowledgeUnavailable
+from bot.knowledge.store import Chunk, Document
 
 NEO4J, FALKOR = Neo4jDialect(), FalkorDialect()
 SCHEMA = GraphSchema()

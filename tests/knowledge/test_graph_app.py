@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from flask import Flask
 
+from bot.answer import build_embedder
 from bot.chat.conversation import KNOWLEDGE_DOWN
 from bot.knowledge import SqliteKnowledgeStore, open_knowledge_store
 from bot.knowledge.graph.client import _INHERITED, WORKERS, GraphClient
@@ -192,11 +193,12 @@ def test_the_app_starts_while_the_graph_is_down(graph_app, ask, falkordb) -> Non
 def test_open_knowledge_store_picks_the_backend(settings_for) -> None:
     sqlite = open_knowledge_store(settings_for())
     graph = open_knowledge_store(settings_for(neo4j_uri="bolt://127.0.0.1:1"))
+    embedder = build_embedder("sk-x")
     keyed = open_knowledge_store(
-        settings_for(neo4j_uri="bolt://127.0.0.1:1", mistral_api_key="sk-x", neo4j_dialect="neo4j")
+        settings_for(neo4j_uri="bolt://127.0.0.1:1", neo4j_dialect="neo4j"), embedder
     )
     off = open_knowledge_store(
-        settings_for(neo4j_uri="bolt://127.0.0.1:1", mistral_api_key="sk-x", neo4j_embeddings=False)
+        settings_for(neo4j_uri="bolt://127.0.0.1:1", neo4j_embeddings=False), embedder
     )
     try:
         assert isinstance(sqlite, SqliteKnowledgeStore)

@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bot.deadline import Deadline
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge.graph.client import GraphClient
 from bot.knowledge.graph.store import GraphKnowledgeStore
-from bot.knowledge.store import Chunk, Document, KnowledgeUnavailable
+from bot.knowledge.store import Chunk, Document
 from tests.services.falkordb import FalkorDBServer
 from tests.services.relay import BlackHoleRelay
 

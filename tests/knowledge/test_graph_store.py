@@ -14,6 +14,7 @@ import pytest
 
 from bot.answer.mistral import MistralEmbedder
 from bot.deadline import Deadline
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge.formats import find_format, formats, parse_file
 from bot.knowledge.graph import write as graph_write
 from bot.knowledge.graph.client import GraphClient
@@ -21,7 +22,7 @@ from bot.knowledge.graph.schema import GraphSchema
 from bot.knowledge.graph.store import GraphKnowledgeStore
 from bot.knowledge.ingest import ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
-from bot.knowledge.store import Chunk, Document, KnowledgeUnavailable
+from bot.knowledge.store import Chunk, Document
 from tests.fakes.mistral_server import MistralStub, embed
 from tests.knowledge.paths import REPO_ROOT, SAMPLE_DIR
 from tests.knowledge.test_graph_text import HOSTILE

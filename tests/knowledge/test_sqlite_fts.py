@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from bot.deadline import Deadline
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge import open_knowledge_store, sqlite_fts
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore, build_match_query
-from bot.knowledge.store import Document, KnowledgeUnavailable
+from bot.knowledge.store import Document
 from bot.settings import Settings
 
 

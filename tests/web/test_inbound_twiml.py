@@ -7,9 +7,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from bot.chat.mention import find_mention
 from bot.followup import search_query
 from bot.models import Turn
-from bot.web.inbound import BadRequest, clean_text, find_mention, mask_number, parse_form
+from bot.text import clean_text, mask_number
+from bot.web.inbound import BadRequest, parse_form
 from bot.web.twiml import MAX_MESSAGE_CHARS, render, split_message
 from tests.conftest import twilio_form
 

@@ -37,7 +37,7 @@ import neo4j
 from neo4j.exceptions import DriverError, Neo4jError
 
 from bot.deadline import Deadline
-from bot.knowledge.store import KnowledgeUnavailable
+from bot.errors import KnowledgeUnavailable
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-from bot.knowledge.embedder import EMBEDDING_DIMENSIONS
-from bot.knowledge.store import KnowledgeUnavailable
+from bot.embedding import EMBEDDING_DIMENSIONS
+from bot.errors import KnowledgeUnavailable
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 

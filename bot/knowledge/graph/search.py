@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge.graph.rank import CANDIDATE_ROWS, bm25
 from bot.knowledge.graph.schema import (
     Dialect,
@@ -18,7 +19,6 @@ from bot.knowledge.graph.schema import (
     vector_literal,
 )
 from bot.knowledge.graph.text import clip_bytes, people_text, reciprocal_rank_fusion
-from bot.knowledge.store import KnowledgeUnavailable
 from bot.models import Passage
 
 CUSTOM_QUESTION_BYTES = 1500  # FalkorDB pastes parameters into a ~4 KB buffer

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.deadline import Deadline
-from bot.knowledge.embedder import Embedder, EmbeddingFailed
+from bot.embedding import Embedder
+from bot.errors import EmbeddingFailed, KnowledgeUnavailable
 from bot.knowledge.graph.client import GraphClient, GraphQueryError
 from bot.knowledge.graph.dialect_falkordb import FalkorDialect
 from bot.knowledge.graph.dialect_neo4j import Neo4jDialect
@@ -29,7 +30,7 @@ from bot.knowledge.graph.search import (
 )
 from bot.knowledge.graph.text import best_title_match, is_people_question
 from bot.knowledge.graph.write import orphans, remove_document, write_document
-from bot.knowledge.store import Document, DocumentInfo, KnowledgeUnavailable
+from bot.knowledge.store import Document, DocumentInfo
 from bot.models import Passage
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,6 @@
-"""The Embedder protocol: what the graph store needs from an embeddings API, nothing more."""
+"""The Embedder protocol: what a knowledge store needs from an embeddings API, nothing more
+(a leaf: the Mistral adapter implements it, the knowledge stores use it, neither imports
+the other)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,6 @@ from bot.deadline import Deadline
 
 # mistral-embed's vector size; the vector index is created for exactly this many dimensions.
 EMBEDDING_DIMENSIONS = 1024
-
-
-class EmbeddingFailed(Exception):
-    """Texts could not be embedded (timeout, HTTP error, bad response)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason  # short and log-safe: "timeout", "http 429", "connection error"
 
 
 class Embedder(Protocol):
