@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response
-from werkzeug.exceptions import HTTPException
-from werkzeug.middleware.proxy_fix import ProxyFix
+from flask import Flask
 
 from bot.settings import ConfigError, Settings, load_settings, with_overrides
+
+if TYPE_CHECKING:
+    from bot.answer.base import Answerer
+    from bot.embedding import Embedder
+    from bot.history.store import HistoryStore
+    from bot.knowledge.store import KnowledgeStore
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +23,14 @@ logger = logging.getLogger(__name__)
 def create_app(
     config_override: Mapping[str, Any] | Settings | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    history: HistoryStore | None = None,
+    knowledge: KnowledgeStore | None = None,
+    answerer: Answerer | None = None,
+    embedder: Embedder | None = None,
 ) -> Flask:
-    """Build the app: settings, logging, stores, answerer, blueprint and CLI."""
+    """Build the app: settings, logging, stores, answerer, web app and CLI. Components
+    passed in (tests, tools) are used instead of the ones the settings would build."""
     from bot.answer import build_answerer, build_embedder
     from bot.chat.conversation import ConversationHandler
     from bot.history import open_history_store
@@ -28,8 +38,7 @@ def create_app(
     from bot.logs import configure_logging
     from bot.metrics import Metrics
     from bot.ops.cli import register_cli
-    from bot.web.blueprint import MAX_BODY_BYTES, WEBHOOK_ENDPOINT, bp
-    from bot.web.limits import init_limits
+    from bot.web.app import build_web_app
     from bot.web.security import local_token
     from bot.web.services import Services
 
@@ -45,22 +54,20 @@ def create_app(
             "local mode: no TWILIO_AUTH_TOKEN, so signatures cannot be checked; "
             "serving loopback clients only and treating every sender as allowed"
         )
-
-    app = Flask(__name__)
-    # Werkzeug refuses larger bodies with 413 even when no Content-Length is sent.
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     try:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
             f"{settings.origin('DATA_DIR')}: DATA_DIR = {settings.data_dir!r}: expected a "
-            "directory the bot can "
-            f"create and write ({exc.strerror or type(exc).__name__})"
+            f"directory the bot can create and write ({exc.strerror or type(exc).__name__})"
         ) from None
-    history = open_history_store(settings)
-    embedder = build_embedder(settings.mistral_api_key or None, settings.mistral_server_url or None)
-    knowledge = open_knowledge_store(settings, embedder)
-    answerer = build_answerer(
+    history = history or open_history_store(settings)
+    if knowledge is None:
+        embedder = embedder or build_embedder(
+            settings.mistral_api_key or None, settings.mistral_server_url or None
+        )
+        knowledge = open_knowledge_store(settings, embedder)
+    answerer = answerer or build_answerer(
         settings.mistral_api_key or None,
         settings.mistral_model,
         settings.mistral_server_url or None,
@@ -70,30 +77,6 @@ def create_app(
     services = Services(settings, history, knowledge, answerer, metrics, handler, handler.access)
     if settings.local_mode:
         services.local_token = local_token(settings.data_dir)
-    app.extensions["bot"] = services
-    app.register_blueprint(bp)
-    services.limiter = init_limits(app, settings, WEBHOOK_ENDPOINT)
-    if settings.proxy_hops:
-        # Trust X-Forwarded-* only from as many proxies as the operator says sit in front.
-        hops = settings.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected_error)
+    app = build_web_app(services)
     register_cli(app)
     return app
-
-
-def _http_error(exc: HTTPException) -> Response:
-    """4xx/5xx as one plain line: never an HTML page or a traceback."""
-    if exc.response is not None:  # a response chosen by whoever raised (the rate limiter)
-        return exc.response
-    return Response(f"{exc.name}\n", status=exc.code or 500, mimetype="text/plain")
-
-
-def _unexpected_error(exc: Exception) -> Response:
-    """A bug outside the use case: logged with its traceback, answered with empty TwiML."""
-    logger.exception("unhandled error")
-    # Twilio treats any 5xx as error 11200; an empty TwiML reply at least is not retried.
-    return Response(
-        '<?xml version="1.0" encoding="UTF-8"?><Response />', status=200, mimetype="text/xml"
-    )

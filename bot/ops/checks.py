@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 
 from bot.deadline import Deadline
 from bot.knowledge.catalog import SAMPLE_FOLDER, bundled_sample
-from bot.web.limits import storage_health
-from bot.web.services import Services
+from bot.web.blueprint import WEBHOOK_PATH
+from bot.web.services import Services, storage_health
 
-WEBHOOK_PATH = "/whatsapp/webhook"
 PROBE_SECONDS = 5.0
 _SID_RE = re.compile(r"^AC[0-9a-f]{32}$")
 _TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")

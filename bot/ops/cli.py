@@ -22,16 +22,17 @@ from bot.deadline import Deadline
 from bot.history.store import Feedback, UsageStats
 from bot.settings import Settings
 from bot.text import mask_number, normalise_number
+from bot.web.blueprint import WEBHOOK_PATH
 from bot.web.security import LOCAL_TOKEN_HEADER, SIGNATURE_HEADER, local_token
+from bot.web.services import Services, current
 
-WEBHOOK_PATH = "/whatsapp/webhook"
 DEFAULT_SENDER = "whatsapp:+15555550100"  # a fictional number (555-01xx is reserved)
 SANDBOX_NUMBER = "whatsapp:+14155238886"
 CLI_SEARCH_SECONDS = 30.0
 
 
-def _services():
-    return current_app.extensions["bot"]
+def _services() -> Services:
+    return current()
 
 
 def build_form(settings: Settings, text: str, sender: str) -> dict[str, str]:

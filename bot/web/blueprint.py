@@ -1,23 +1,26 @@
-"""The blueprint: POST /whatsapp/webhook and GET /health."""
+"""The blueprint: POST /whatsapp/webhook (gate, rate limit, the use case) and GET /health."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
+from flask_limiter import Limiter
 
 from bot.chat.access import rate_key, refusal_text
 from bot.deadline import Deadline
 from bot.logs import new_request_id
 from bot.text import mask_number
 from bot.web.inbound import BadRequest, parse_form
+from bot.web.limits import limit_per_sender
 from bot.web.security import verify_twilio_request
-from bot.web.twiml import render
+from bot.web.services import current
+from bot.web.twiml import twiml_response
 
 logger = logging.getLogger(__name__)
-bp = Blueprint("webhook", __name__)
 
+WEBHOOK_PATH = "/whatsapp/webhook"
 WEBHOOK_ENDPOINT = "webhook.whatsapp_webhook"
 # Twilio's forms are a few KiB; anything much larger is not Twilio.
 MAX_BODY_BYTES = 64 * 1024
@@ -29,21 +32,27 @@ def _plain(status: int, text: str) -> Response:
 
 
 def _twiml(text: str) -> Response:
-    return Response(
-        render(text, current_app.extensions["bot"].settings.max_reply_messages),
-        status=200,
-        mimetype="text/xml",
+    return twiml_response(text, current().settings.max_reply_messages)
+
+
+def webhook_blueprint(limiter: Limiter) -> Blueprint:
+    """The routes, the webhook behind the gate and the app's per-sender limit."""
+    bp = Blueprint("webhook", __name__)
+    bp.before_request(gate)
+    bp.add_url_rule(
+        WEBHOOK_PATH, view_func=limit_per_sender(limiter)(whatsapp_webhook), methods=["POST"]
     )
+    bp.add_url_rule("/health", view_func=health, methods=["GET"])
+    return bp
 
 
-@bp.before_request
 def gate() -> Response | None:
     """The cheap checks, before the rate limiter counts anything (SPEC steps 1-4)."""
     if request.endpoint != WEBHOOK_ENDPOINT:
         return None
     new_request_id()
     g.started = time.perf_counter()
-    services = current_app.extensions["bot"]
+    services = current()
     # The budget starts when the request arrives: Twilio's 15 s clock is already running.
     g.deadline = Deadline(services.settings.response_timeout_seconds)
     if (request.content_length or 0) > MAX_BODY_BYTES:
@@ -72,17 +81,15 @@ def gate() -> Response | None:
     return None
 
 
-@bp.post("/whatsapp/webhook")
 def whatsapp_webhook() -> Response:
     """Answer one verified, allowed, rate-limited message inline as TwiML."""
-    reply = current_app.extensions["bot"].handler.handle(g.message, g.deadline)
+    reply = current().handler.handle(g.message, g.deadline)
     response = _twiml(reply.text)
     logger.info("replied (%s) in %.0f ms", reply.kind, (time.perf_counter() - g.started) * 1000)
     return response
 
 
-@bp.get("/health")
 def health() -> tuple[Response, int]:
     """Component status and counters; never a secret or a phone number."""
-    report = current_app.extensions["bot"].health()
+    report = current().health()
     return jsonify(report), 503 if report["status"] == "down" else 200

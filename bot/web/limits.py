@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-import time
+from collections.abc import Callable
+from typing import cast
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, g
 from flask_limiter import Limiter, RequestLimit
 from limits import RateLimitItem
 
 from bot.settings import Settings
-from bot.web.twiml import render
+from bot.web.services import current
+from bot.web.twiml import twiml_response
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ def _sender_key() -> str:
 
 
 def _rate_limit() -> str:
-    return current_app.extensions["bot"].settings.rate_limit
+    return current().settings.rate_limit
 
 
 def _notice_item(breached: RateLimitItem) -> RateLimitItem:
@@ -36,18 +38,22 @@ def _notice_item(breached: RateLimitItem) -> RateLimitItem:
 
 def _on_breach(request_limit: RequestLimit) -> Response:
     """First breach in a window: a polite notice; later ones: an empty <Response/>."""
-    services = current_app.extensions["bot"]
+    services = current()
     services.metrics.incr("rate_limited")
-    limiter: Limiter = services.limiter
+    limiter = cast(Limiter, services.limiter)
     first = limiter.limiter.hit(_notice_item(request_limit.limit), "notice", g.rate_key)
     logger.info("rate limit %s reached (%s)", request_limit.limit, "notice" if first else "silent")
-    text = NOTICE if first else ""
     # 200, not 429: Twilio logs any 4xx as error 11200 and drops the TwiML.
-    return Response(render(text, 1), status=200, mimetype="text/xml")
+    return twiml_response(NOTICE if first else "", 1)
 
 
-def init_limits(app: Flask, settings: Settings, endpoint: str) -> Limiter:
-    """A limiter for this app, limiting `endpoint` per sender (one per app keeps tests apart)."""
+def limit_per_sender(limiter: Limiter) -> Callable[[Callable], Callable]:
+    """The decorator that limits a view per verified sender (whatsapp.rate_limit)."""
+    return limiter.limit(_rate_limit, on_breach=_on_breach)
+
+
+def init_limits(app: Flask, settings: Settings) -> Limiter:
+    """A limiter for this app (one per app keeps apps with other storage apart)."""
     app.config.update(
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
         RATELIMIT_STORAGE_OPTIONS=REDIS_OPTIONS
@@ -59,8 +65,6 @@ def init_limits(app: Flask, settings: Settings, endpoint: str) -> Limiter:
         RATELIMIT_STRATEGY="moving-window",
     )
     limiter = Limiter(key_func=_sender_key, app=app, default_limits=[])
-    view = app.view_functions[endpoint]
-    app.view_functions[endpoint] = limiter.limit(_rate_limit, on_breach=_on_breach)(view)
     workers = int(os.environ.get("WEB_CONCURRENCY", "1") or 1)
     if settings.ratelimit_storage_uri.startswith("memory") and workers > 1:
         logger.warning(
@@ -69,20 +73,3 @@ def init_limits(app: Flask, settings: Settings, endpoint: str) -> Limiter:
             workers,
         )
     return limiter
-
-
-def storage_health(limiter: Limiter, settings: Settings) -> dict:
-    """The rate-limit storage component of /health."""
-    started = time.perf_counter()
-    try:
-        ok = bool(limiter.storage.check())
-    except Exception:  # a probe reports any failure, it never raises
-        ok = False
-    report = {
-        "backend": settings.ratelimit_storage_uri.split(":", 1)[0],
-        "ok": ok,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
-    if not ok:
-        report["fallback"] = "memory (per process)"
-    return report

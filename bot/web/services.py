@@ -6,7 +6,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
+from flask import current_app
 from flask_limiter import Limiter
 
 from bot.answer.base import Answerer
@@ -16,9 +18,14 @@ from bot.history.store import HistoryStore
 from bot.knowledge.store import KnowledgeStore
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.web.limits import storage_health
 
 VERSION = "0.1.0"
+EXTENSION = "bot"  # the key of app.extensions that holds the Services
+
+
+def current() -> Services:
+    """The running app's services (set by the factory): the one typed way to reach them."""
+    return cast(Services, current_app.extensions[EXTENSION])
 
 
 def probe(backend: str, check: Callable[[], None]) -> dict:
@@ -33,6 +40,23 @@ def probe(backend: str, check: Callable[[], None]) -> dict:
         "ok": True,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
     }
+
+
+def storage_health(limiter: Limiter, settings: Settings) -> dict:
+    """The rate-limit storage component of /health."""
+    started = time.perf_counter()
+    try:
+        ok = bool(limiter.storage.check())
+    except Exception:  # a probe reports any failure, it never raises
+        ok = False
+    report = {
+        "backend": settings.ratelimit_storage_uri.split(":", 1)[0],
+        "ok": ok,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if not ok:
+        report["fallback"] = "memory (per process)"
+    return report
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from flask import Response
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.text import xml_safe
@@ -60,6 +61,11 @@ def split_message(text: str, max_messages: int, limit: int = MAX_MESSAGE_CHARS) 
         last = parts[-1][: width - len(TRUNCATED)]
         parts[-1] = last.rstrip() + TRUNCATED
     return _numbered(parts) if len(parts) > 1 else parts
+
+
+def twiml_response(text: str, max_messages: int) -> Response:
+    """An HTTP 200 TwiML response: Twilio logs any 4xx/5xx as error 11200 and drops it."""
+    return Response(render(text, max_messages), status=200, mimetype="text/xml")
 
 
 def render(text: str, max_messages: int) -> str:
