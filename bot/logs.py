@@ -62,15 +62,6 @@ class RedactingFormatter(logging.Formatter):
         return _NUMBER_RE.sub(lambda m: mask_number(m.group(0)), line)
 
 
-def _secrets(settings: Settings) -> tuple[str, ...]:
-    return (
-        settings.twilio_auth_token,
-        settings.mistral_api_key,
-        settings.neo4j_password,
-        settings.database_url,
-    )
-
-
 def _console() -> TextIO:
     """stdout for the server (gunicorn, Render); stderr under a CLI command, whose stdout
     is its output (`flask search` writes JSON lines there)."""
@@ -105,7 +96,7 @@ def configure_logging(settings: Settings, max_bytes: int = 5_000_000) -> None:
     except OSError:
         pass  # a read-only disk must not stop the bot; stdout still has everything
     for handler in handlers:
-        handler.setFormatter(RedactingFormatter(_secrets(settings)))
+        handler.setFormatter(RedactingFormatter(settings.secrets()))
         handler.addFilter(_RequestIdFilter())
         setattr(handler, _MARK, True)
         root.addHandler(handler)

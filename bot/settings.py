@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 # Twilio abandons a webhook after 15 s, connect time included; keep a second in hand.
 MAX_RESPONSE_SECONDS = 14.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-SECRET_KEYS = ("twilio.auth_token", "mistral.api_key", "neo4j.password")
+# The Settings fields that hold secrets: never shown in errors, logs or /health.
+SECRET_FIELDS = ("twilio_auth_token", "mistral_api_key", "neo4j_password", "database_url")
 
 
 class ConfigError(Exception):
@@ -91,6 +92,10 @@ class Settings:
     def origin(self, variable: str) -> str:
         """Where a variable's value came from, for error lines ("environment" by default)."""
         return dict(self.origins).get(variable, "environment")
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values set, for the log redactor (see SECRET_FIELDS)."""
+        return tuple(v for v in (getattr(self, name) for name in SECRET_FIELDS) if v)
 
     @property
     def local_mode(self) -> bool:
@@ -341,7 +346,8 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ALLOWED_SENDERS": ("allowed_senders", _comma_list(_senders)),
     "ADMIN_SENDERS": ("admin_senders", _comma_list(_admins)),
 }
-SECRET_FIELDS = {"twilio_auth_token", "mistral_api_key", "neo4j_password", "database_url"}
+# config.json keys that hold a secret: they work, with a warning to move them.
+SECRET_KEYS = tuple(key for key, (name, _) in CONFIG_KEYS.items() if name in SECRET_FIELDS)
 
 
 def _shown(field_name: str, value: Any) -> str:
