@@ -71,6 +71,7 @@ def create_app(
         settings.mistral_api_key or None,
         settings.mistral_model,
         settings.mistral_server_url or None,
+        threads=settings.gunicorn_threads,
     )
     metrics = Metrics()
     handler = ConversationHandler(settings, history, knowledge, answerer, metrics)

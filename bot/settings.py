@@ -85,6 +85,7 @@ class Settings:
     log_level: str = "INFO"
     log_file: str = ""  # "" means DATA_DIR/whatsapp_agent.log
     port: int = 8000
+    gunicorn_threads: int = 32  # as gunicorn.conf.py defaults it; sizes the model's HTTP pool
     warnings: tuple[str, ...] = field(default=(), compare=False)
     # (variable, ".env" path or "environment") for each variable that set a value
     origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -342,6 +343,7 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FILE": ("log_file", _text),
     "PORT": ("port", _int(1, 65535)),
+    "GUNICORN_THREADS": ("gunicorn_threads", _int(1, 1000)),
     # The access lists, so phone numbers need not be committed to git in config.json.
     "ALLOWED_SENDERS": ("allowed_senders", _comma_list(_senders)),
     "ADMIN_SENDERS": ("admin_senders", _comma_list(_admins)),

@@ -98,6 +98,8 @@ INVALID_ENV = [
     ("LOG_LEVEL", "LOUD", "one of DEBUG"),
     ("PORT", "eighty", "whole number"),
     ("PORT", "70000", "1 to 65535"),
+    ("GUNICORN_THREADS", "many", "whole number"),
+    ("GUNICORN_THREADS", "0", "1 to 1000"),
     ("ALLOWED_SENDERS", "+447700900123, 07700 900124", "E.164 numbers"),
     ("ADMIN_SENDERS", "+447700900123,*", '"*" not allowed'),
 ]

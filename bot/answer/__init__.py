@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 
 from bot.answer.base import Answerer
 from bot.answer.extractive import ExtractiveAnswerer
 from bot.deadline import Deadline
 from bot.embedding import Embedder
-from bot.errors import AnswerFailed
+from bot.errors import ModelFailed
 from bot.models import Answer, Passage, Turn
 
 logger = logging.getLogger(__name__)
@@ -34,7 +32,7 @@ class FallbackAnswerer:
         """The primary's answer, or excerpts with `fallback_reason` set; never raises."""
         try:
             return self.primary.answer(question, passages, turns, deadline)
-        except AnswerFailed as exc:
+        except ModelFailed as exc:
             reason = exc.reason or "error"
         except Exception:  # a bug in the primary must still leave the user an answer
             logger.exception("%s answerer crashed", self.primary.name)
@@ -42,7 +40,7 @@ class FallbackAnswerer:
         return self.fallback.answer(question, passages, turns, deadline, reason=reason)
 
     def ping(self, deadline: Deadline) -> None:
-        """Check the primary (the model API) answers; raises AnswerFailed."""
+        """Check the primary (the model API) answers; raises ModelFailed."""
         self.primary.ping(deadline)
 
     def after_fork(self) -> None:
@@ -56,36 +54,31 @@ class FallbackAnswerer:
             close()
 
 
-def pool_size(environ: Mapping[str, str] | None = None) -> int:
-    """HTTP connections to keep for the model: one per gunicorn thread, at least 64.
-
-    Each thread makes at most one model call at a time; with fewer connections than
-    threads, the extra calls would queue for a connection inside their own budget."""
-    env = os.environ if environ is None else environ
-    try:
-        threads = int(env.get("GUNICORN_THREADS", "") or 0)
-    except ValueError:
-        threads = 0
+# Each thread makes at most one model call at a time; with fewer connections than threads,
+# the extra calls would queue for a connection inside their own budget.
+def pool_size(threads: int) -> int:
+    """HTTP connections to keep for the model: one per gunicorn thread, at least 64."""
     return max(DEFAULT_POOL_SIZE, threads)
 
 
 def build_embedder(api_key: str | None, server_url: str | None = None) -> Embedder | None:
-    """mistral-embed vectors when a key is configured (the knowledge store decides whether
-    to use them); None without a key."""
+    """mistral-embed vectors with a key (the knowledge store decides on using them), else None."""
     if not api_key:
         return None
-    from bot.answer.mistral import MistralEmbedder
+    from bot.answer.mistral.embedder import MistralEmbedder
 
     return MistralEmbedder(api_key, server_url)
 
 
-def build_answerer(api_key: str | None, model: str, server_url: str | None = None) -> Answerer:
-    """Extractive without a key (no HTTP ever); Mistral with an extractive fallback otherwise."""
+def build_answerer(
+    api_key: str | None, model: str, server_url: str | None = None, threads: int = 0
+) -> Answerer:
+    """Extractive without a key (no HTTP ever); else Mistral, pooled for `threads`, falling back."""
     if not api_key:
         return ExtractiveAnswerer()
     # Imported here so the SDK is only loaded when a key makes it useful.
-    from bot.answer.mistral import MistralAnswerer
+    from bot.answer.mistral.answerer import MistralAnswerer
 
     return FallbackAnswerer(
-        MistralAnswerer(api_key, model, server_url=server_url, pool_size=pool_size())
+        MistralAnswerer(api_key, model, server_url=server_url, pool_size=pool_size(threads))
     )

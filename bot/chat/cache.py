@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
-from bot.history.store import CachedAnswer, HistoryStore
+from bot.history.records import CachedAnswer
+from bot.history.store import AnswerCacheStore
 from bot.knowledge.store import KnowledgeStore
 from bot.models import Answer
 
@@ -56,7 +57,7 @@ class AnswerCache:
             logger.warning("answer cache skipped: knowledge version unavailable (%s)", exc)
             return None
 
-    def lookup(self, history: HistoryStore, key: CacheKey, deadline: Deadline) -> Answer | None:
+    def lookup(self, history: AnswerCacheStore, key: CacheKey, deadline: Deadline) -> Answer | None:
         """The cached answer, as an Answer whose backend is "cache"; None on a miss."""
         try:
             hit = history.cached_answer(
@@ -69,7 +70,7 @@ class AnswerCache:
 
     def store(
         self,
-        history: HistoryStore,
+        history: AnswerCacheStore,
         key: CacheKey,
         answer: Answer,
         sender: str,

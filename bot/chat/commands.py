@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.history.store import SenderUsage, UsageStats
+from bot.history.records import SenderUsage, UsageStats
 
 STATS_DAYS = 7
 STATS_TOP = 5

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.answer.base import Answerer
 from bot.answer.extractive import ExtractiveAnswerer
@@ -13,11 +14,12 @@ from bot.chat.access import AccessPolicy
 from bot.chat.cache import AnswerCache
 from bot.chat.commands import HELP_TEXT, MEDIA_REPLY, MENTION_HINT, parse_command, parse_rating
 from bot.chat.mention import find_mention
-from bot.chat.runner import MEMORY_DOWN, RESET_DONE, CommandRunner, safe
+from bot.chat.runner import MEMORY_DOWN, RESET_DONE, CommandHistory, CommandRunner, safe
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.followup import search_query
-from bot.history.store import AnswerRecord, HistoryStore
+from bot.history.records import ExchangeRecord
+from bot.history.store import AnswerCacheStore, Deliveries
 from bot.knowledge.store import KnowledgeStore
 from bot.metrics import Metrics
 from bot.models import Answer, InboundMessage, Passage, Reply, Turn
@@ -40,12 +42,16 @@ KNOWLEDGE_DOWN = (
 TRUNCATED_NOTE = "_(Your question was long, so I only read its first {n} characters.)_"
 
 
+class ChatHistory(Deliveries, AnswerCacheStore, CommandHistory, Protocol):
+    """What the use case needs from history: deliveries, the answer cache, the commands'."""
+
+
 @dataclass
 class ConversationHandler:
     """Turns one verified InboundMessage into a Reply, using our own store protocols."""
 
     settings: Settings
-    history: HistoryStore
+    history: ChatHistory
     knowledge: KnowledgeStore
     answerer: Answerer
     metrics: Metrics
@@ -156,21 +162,19 @@ class ConversationHandler:
                 self.cache.store(self.history, key, answer, msg.sender, deadline)
         text = f"{note}\n\n{answer.text}" if note else answer.text
         elapsed = self.timer() - started
-        record = AnswerRecord(answer.backend, answer.fallback_reason, round(elapsed * 1000, 1))
-        safe(
-            None,
-            lambda: self.history.append_exchange(
-                msg.conversation,
-                msg.sender,
-                msg.message_sid,
-                question,
-                text,
-                answer.sources,
-                history_size,
-                deadline,
-                record,
-            ),
+        exchange = ExchangeRecord(
+            conversation=msg.conversation,
+            sender=msg.sender,
+            message_sid=msg.message_sid,
+            question=question,
+            answer=text,
+            sources=answer.sources,
+            keep=history_size,
+            backend=answer.backend,
+            fallback_reason=answer.fallback_reason,
+            latency_ms=round(elapsed * 1000, 1),
         )
+        safe(None, lambda: self.history.append_exchange(exchange, deadline))
         self.metrics.incr("answers")
         self.metrics.observe(elapsed)
         logger.info(

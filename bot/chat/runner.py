@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from bot.chat.access import AccessPolicy
 from bot.chat.commands import (
@@ -24,7 +24,7 @@ from bot.chat.commands import (
 )
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable
-from bot.history.store import HistoryStore
+from bot.history.store import Conversations, Notices, TeamLog
 from bot.models import InboundMessage, Reply
 from bot.text import mask_number
 
@@ -41,6 +41,10 @@ MAX_FEEDBACK_CHARS = 1000
 RATING_TEXT = {"up": "👍", "down": "👎"}
 
 
+class CommandHistory(Conversations, Notices, TeamLog, Protocol):
+    """What the commands need from history: turns, confirmations, the team's log."""
+
+
 def safe(default: T, operation: Callable[[], T]) -> T:
     """Run a history operation; on HistoryUnavailable log one line and use `default`."""
     try:
@@ -53,7 +57,7 @@ def safe(default: T, operation: Callable[[], T]) -> T:
 class CommandRunner:
     """Turns a parsed Command into the Reply; degrades to MEMORY_DOWN without the store."""
 
-    def __init__(self, history: HistoryStore, access: AccessPolicy, trigger: str) -> None:
+    def __init__(self, history: CommandHistory, access: AccessPolicy, trigger: str) -> None:
         self.history = history
         self.access = access
         self.trigger = trigger

@@ -6,10 +6,11 @@ import logging
 from pathlib import Path
 
 from bot.errors import HistoryUnavailable
-from bot.history.store import Delivery, HistoryStore
+from bot.history.records import Delivery, ExchangeRecord
+from bot.history.store import HistoryStore
 from bot.settings import Settings
 
-__all__ = ["Delivery", "HistoryStore", "open_history_store"]
+__all__ = ["Delivery", "ExchangeRecord", "HistoryStore", "open_history_store"]
 
 logger = logging.getLogger(__name__)
 

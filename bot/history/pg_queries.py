@@ -1,30 +1,53 @@
-"""The HistoryStore operations in PostgreSQL's SQL; postgres.py supplies the connections."""
+"""Deliveries and conversations in PostgreSQL's SQL, run on the store's database."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 from bot.deadline import Deadline
+from bot.history.records import (
+    Delivery,
+    Exchange,
+    ExchangeRecord,
+    normalise_question,
+    utc_day,
+)
 from bot.history.store import (
     DELIVERY_KEEP_SECONDS,
     PRUNE_BATCH,
     PRUNE_SECONDS,
     REPLY_KEEP_SECONDS,
     STALE_CLAIM_SECONDS,
-    AnswerRecord,
-    Delivery,
     PruneSchedule,
-    anonymous_key,
-    normalise_question,
-    utc_day,
 )
 from bot.models import Turn
 
 T = TypeVar("T")
-MAINTENANCE_SECONDS = 10.0
+
+
+class Transactions(Protocol):
+    """What the SQL runs on (postgres.PostgresDatabase): one bounded transaction a call."""
+
+    def run(self, deadline: Deadline, work: Callable[[Any], T]) -> T:
+        """`work` on a cursor in one transaction; HistoryUnavailable when it cannot be."""
+        ...
+
+    def rows(self, deadline: Deadline, sql: str, params: tuple) -> list[tuple]:
+        """A single statement's rows (empty for one that returns none)."""
+        ...
+
+
+@dataclass
+class PostgresPart:
+    """What each part of the PostgreSQL store (one per concern) runs on."""
+
+    db: Transactions
+    clock: Callable[[], float]
+
 
 # Logs the answer, stores both turns and counts the question only when the MessageSid is
 # new to the answers log (never pruned, so a redelivery stores nothing even after pruning),
@@ -87,27 +110,24 @@ UPDATE deliveries SET reply = '' WHERE message_sid = ANY(ARRAY(
 ))
 """
 
-NOTICE_DUE = """
-INSERT INTO notices (sender, kind, sent_at) VALUES (%s, %s, to_timestamp(%s))
-ON CONFLICT (sender, kind) DO UPDATE SET sent_at = EXCLUDED.sent_at
-    WHERE notices.sent_at <= to_timestamp(%s)
-RETURNING 1
+LAST_ANSWER = """
+SELECT a.message_sid, q.text, a.text, EXTRACT(EPOCH FROM a.created_at)
+FROM messages a JOIN messages q ON q.message_sid = a.message_sid AND q.role = 'user'
+WHERE a.sender = %s AND a.role = 'assistant'
+ORDER BY a.id DESC LIMIT 1
 """
 
 
-class PostgresQueries:
-    """Every HistoryStore method as SQL run through `_run` (one transaction each)."""
+@dataclass
+class PostgresDeliveries(PostgresPart):
+    """Deliveries in PostgreSQL: claims, their replies, bounded pruning."""
 
-    _clock: Callable[[], float]
-    _pruning: PruneSchedule
-
-    def _run(self, deadline: Deadline, work: Callable[[Any], T]) -> T:
-        raise NotImplementedError
+    pruning: PruneSchedule = field(default_factory=PruneSchedule)
 
     def claim(self, message_sid: str, conversation: str, deadline: Deadline) -> Delivery:
-        """Insert a pending delivery unless one exists (see HistoryStore.claim)."""
-        now = self._clock()
-        self._pruning.run_if_due(now, lambda: self._prune_step(now, deadline.child(PRUNE_SECONDS)))
+        """Insert a pending delivery unless one exists (see Deliveries.claim)."""
+        now = self.clock()
+        self.pruning.run_if_due(now, lambda: self._prune_step(now, deadline.child(PRUNE_SECONDS)))
         # The same owner token on a retry: a claim whose commit succeeded but whose answer
         # was lost with the connection is still ours.
         owner = uuid.uuid4().hex
@@ -131,7 +151,7 @@ class PostgresQueries:
             # wait for the pending claim would also have ended in): nothing to send.
             return Delivery(row[0], row[1]) if row else Delivery("done")
 
-        return self._run(deadline, work)
+        return self.db.run(deadline, work)
 
     def _prune_step(self, now: float, deadline: Deadline) -> int:
         """Delete ids past their window, blank reply text past its window (bounded)."""
@@ -142,22 +162,22 @@ class PostgresQueries:
             cur.execute(BLANK_OLD_REPLIES, (now - REPLY_KEEP_SECONDS, PRUNE_BATCH))
             return max(deleted, cur.rowcount)
 
-        return self._run(deadline, work)
+        return self.db.run(deadline, work)
 
     def complete(self, message_sid: str, reply: str, deadline: Deadline) -> None:
         """Mark a delivery done with the reply it got."""
-        self._run(
+        self.db.run(
             deadline,
             lambda cur: cur.execute(
                 "UPDATE deliveries SET state = 'done', reply = %s, updated_at = to_timestamp(%s)"
                 " WHERE message_sid = %s",
-                (reply, self._clock(), message_sid),
+                (reply, self.clock(), message_sid),
             ),
         )
 
     def release(self, message_sid: str) -> None:
         """Forget an unfinished claim."""
-        self._run(
+        self.db.run(
             Deadline(2),
             lambda cur: cur.execute(
                 "DELETE FROM deliveries WHERE message_sid = %s AND state = 'pending'",
@@ -167,16 +187,20 @@ class PostgresQueries:
 
     def delivery(self, message_sid: str, deadline: Deadline) -> Delivery | None:
         """The current state of a delivery."""
-        rows = self._rows(
+        rows = self.db.rows(
             deadline, "SELECT state, reply FROM deliveries WHERE message_sid = %s", (message_sid,)
         )
         return Delivery(rows[0][0], rows[0][1]) if rows else None
+
+
+class PostgresConversations(PostgresPart):
+    """Conversations in PostgreSQL: turns, the answers log and usage counts they feed."""
 
     def recent(self, conversation: str, limit: int, deadline: Deadline) -> list[Turn]:
         """The last `limit` turns, oldest first."""
         if limit <= 0:
             return []
-        rows = self._rows(
+        rows = self.db.rows(
             deadline,
             "SELECT role, text, EXTRACT(EPOCH FROM created_at) FROM messages"
             " WHERE conversation = %s ORDER BY id DESC LIMIT %s",
@@ -184,42 +208,30 @@ class PostgresQueries:
         )
         return [Turn(role, text, float(at)) for role, text, at in reversed(rows)]
 
-    def append_exchange(
-        self,
-        conversation: str,
-        sender: str,
-        message_sid: str,
-        question: str,
-        answer: str,
-        sources: tuple[str, ...],
-        keep: int,
-        deadline: Deadline,
-        record: AnswerRecord | None = None,
-    ) -> None:
+    def append_exchange(self, exchange: ExchangeRecord, deadline: Deadline) -> None:
         """Store both turns, count and log the question, prune the conversation to `keep`."""
-        now = self._clock()
-        record = record or AnswerRecord()
+        now = self.clock()
         args = {
-            "conversation": conversation,
-            "sender": sender,
-            "question": question,
-            "answer": answer,
-            "sources": json.dumps(list(sources)),
-            "sid": message_sid,
+            "conversation": exchange.conversation,
+            "sender": exchange.sender,
+            "question": exchange.question,
+            "answer": exchange.answer,
+            "sources": json.dumps(list(exchange.sources)),
+            "sid": exchange.message_sid,
             "now": now,
             "day": utc_day(now),
-            "keep": max(0, keep),
-            "normalised": normalise_question(question),
-            "kind": record.kind,
-            "backend": record.backend,
-            "reason": record.fallback_reason,
-            "latency": record.latency_ms,
+            "keep": max(0, exchange.keep),
+            "normalised": normalise_question(exchange.question),
+            "kind": exchange.kind,
+            "backend": exchange.backend,
+            "reason": exchange.fallback_reason,
+            "latency": exchange.latency_ms,
         }
-        self._run(deadline, lambda cur: cur.execute(APPEND_EXCHANGE, args))
+        self.db.run(deadline, lambda cur: cur.execute(APPEND_EXCHANGE, args))
 
     def last_sources(self, conversation: str, deadline: Deadline) -> tuple[str, ...] | None:
         """Sources stored with the conversation's latest answer."""
-        rows = self._rows(
+        rows = self.db.rows(
             deadline,
             "SELECT sources FROM messages WHERE conversation = %s AND role = 'assistant'"
             " ORDER BY id DESC LIMIT 1",
@@ -238,48 +250,14 @@ class PostgresQueries:
             cur.execute("DELETE FROM messages WHERE conversation = %s", (conversation,))
             return cur.rowcount
 
-        return self._run(deadline, work)
+        return self.db.run(deadline, work)
 
-    def forget(self, sender: str) -> int:
-        """Delete a sender's turns, notices, feedback and cache entries; their counters,
-        answers log rows and delivery ids stay, anonymised (no text, no number)."""
-        anonymous = anonymous_key()
-
-        def work(cur: Any) -> int:
-            gone = 0
-            for sql in (
-                "DELETE FROM messages WHERE sender = %s",
-                "DELETE FROM feedback WHERE sender = %s",
-                "DELETE FROM answer_cache WHERE created_by = %s",
-            ):
-                cur.execute(sql, (sender,))
-                gone += cur.rowcount
-            cur.execute("DELETE FROM notices WHERE sender = %s", (sender,))
-            cur.execute("UPDATE usage SET sender = %s WHERE sender = %s", (anonymous, sender))
-            cur.execute(
-                "UPDATE answers SET sender = %s, question = '' WHERE sender = %s",
-                (anonymous, sender),
-            )
-            # The ids stay: a replayed request is recognised and answered by nothing.
-            cur.execute(
-                "UPDATE deliveries SET conversation = %s, reply = '' WHERE conversation = %s",
-                (anonymous, sender),
-            )
-            return gone
-
-        return self._run(Deadline(MAINTENANCE_SECONDS), work)
-
-    def notice_due(self, sender: str, kind: str, every_seconds: float, deadline: Deadline) -> bool:
-        """Record and allow a notice at most once per `every_seconds` per sender."""
-        now = self._clock()
-        rows = self._rows(deadline, NOTICE_DUE, (sender, kind, now, now - every_seconds))
-        return bool(rows)
-
-    def _rows(self, deadline: Deadline, sql: str, params: tuple) -> list[tuple]:
-        """A single statement's rows (empty for one that returns none)."""
-
-        def work(cur: Any) -> list[tuple]:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-
-        return self._run(deadline, work)
+    def last_answer(
+        self, sender: str, deadline: Deadline, within_seconds: float | None = None
+    ) -> Exchange | None:
+        """The sender's latest stored question and answer (recent enough, if asked)."""
+        since = float("-inf") if within_seconds is None else self.clock() - within_seconds
+        rows = self.db.rows(deadline, LAST_ANSWER, (sender,))
+        if not rows or float(rows[0][3]) < since:
+            return None
+        return Exchange(rows[0][0], rows[0][1], rows[0][2], float(rows[0][3]))

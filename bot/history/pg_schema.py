@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # pg_advisory_xact_lock key ("whis"): serialises migrations when several workers, or
 # several instances, start at once. Held only for the migrating transaction.
 ADVISORY_LOCK_KEY = 0x77686973
@@ -122,3 +124,20 @@ CREATE INDEX deliveries_with_reply ON deliveries (updated_at) WHERE reply <> '';
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def apply_migrations(conn: Any) -> int:
+    """Apply the missing migrations on `conn` (a psycopg2 connection) and commit, under an
+    advisory lock so that workers starting together apply each once; returns the version
+    found before."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        cur.execute(VERSION_TABLE)
+        cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        found = cur.fetchone()[0]
+        for version, sql in MIGRATIONS:
+            if version > found:
+                cur.execute(sql)
+                cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    conn.commit()
+    return found

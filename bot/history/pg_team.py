@@ -1,13 +1,14 @@
-"""The PostgreSQL store's team data: usage, stats, feedback, the answer cache, confirmations."""
+"""Notices, the team's log and the answer cache in PostgreSQL's SQL, run on the store's
+database."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from bot.deadline import Deadline
-from bot.history.store import (
+from bot.history.pg_queries import PostgresPart
+from bot.history.records import (
     NO_EXCHANGE,
     AnswerCounts,
     CachedAnswer,
@@ -15,6 +16,7 @@ from bot.history.store import (
     Feedback,
     SenderUsage,
     UsageStats,
+    anonymous_key,
     every_day,
     median_ms,
     most_asked,
@@ -22,13 +24,14 @@ from bot.history.store import (
     window_start,
 )
 
-T = TypeVar("T")
+# `forget` touches every table: it gets a budget of its own, not the request's.
+MAINTENANCE_SECONDS = 10.0
 
-LAST_ANSWER = """
-SELECT a.message_sid, q.text, a.text, EXTRACT(EPOCH FROM a.created_at)
-FROM messages a JOIN messages q ON q.message_sid = a.message_sid AND q.role = 'user'
-WHERE a.sender = %s AND a.role = 'assistant'
-ORDER BY a.id DESC LIMIT 1
+NOTICE_DUE = """
+INSERT INTO notices (sender, kind, sent_at) VALUES (%s, %s, to_timestamp(%s))
+ON CONFLICT (sender, kind) DO UPDATE SET sent_at = EXCLUDED.sent_at
+    WHERE notices.sent_at <= to_timestamp(%s)
+RETURNING 1
 """
 
 CACHE_ANSWER = """
@@ -40,52 +43,44 @@ ON CONFLICT (question, knowledge_version) DO UPDATE
 """
 
 
-class PostgresTeamQueries:
-    """The HistoryStore methods behind `stats`, feedback and the cache, in PostgreSQL's SQL."""
+class PostgresNotices(PostgresPart):
+    """Notices and confirmation requests in PostgreSQL (one row per sender and kind)."""
 
-    _clock: Callable[[], float]
-
-    def _run(self, deadline: Deadline, work: Callable[[Any], T]) -> T:
-        raise NotImplementedError
-
-    def _rows(self, deadline: Deadline, sql: str, params: tuple) -> list[tuple]:
-        raise NotImplementedError
-
-    def last_answer(
-        self, sender: str, deadline: Deadline, within_seconds: float | None = None
-    ) -> Exchange | None:
-        """The sender's latest stored question and answer (recent enough, if asked)."""
-        since = float("-inf") if within_seconds is None else self._clock() - within_seconds
-        rows = self._rows(deadline, LAST_ANSWER, (sender,))
-        if not rows or float(rows[0][3]) < since:
-            return None
-        return Exchange(rows[0][0], rows[0][1], rows[0][2], float(rows[0][3]))
+    def notice_due(self, sender: str, kind: str, every_seconds: float, deadline: Deadline) -> bool:
+        """Record and allow a notice at most once per `every_seconds` per sender."""
+        now = self.clock()
+        rows = self.db.rows(deadline, NOTICE_DUE, (sender, kind, now, now - every_seconds))
+        return bool(rows)
 
     def request_confirmation(self, sender: str, action: str, deadline: Deadline) -> None:
         """Remember the request as a notice of kind 'confirm:<action>'."""
-        self._run(
+        self.db.run(
             deadline,
             lambda cur: cur.execute(
                 "INSERT INTO notices (sender, kind, sent_at) VALUES (%s, %s, to_timestamp(%s))"
                 " ON CONFLICT (sender, kind) DO UPDATE SET sent_at = EXCLUDED.sent_at",
-                (sender, f"confirm:{action}", self._clock()),
+                (sender, f"confirm:{action}", self.clock()),
             ),
         )
 
     def confirm(self, sender: str, action: str, within_seconds: float, deadline: Deadline) -> bool:
         """Consume a pending confirmation request; True if it was recent enough."""
-        rows = self._rows(
+        rows = self.db.rows(
             deadline,
             "DELETE FROM notices WHERE sender = %s AND kind = %s"
             " RETURNING sent_at >= to_timestamp(%s)",
-            (sender, f"confirm:{action}", self._clock() - within_seconds),
+            (sender, f"confirm:{action}", self.clock() - within_seconds),
         )
         return bool(rows and rows[0][0])
 
+
+class PostgresTeamLog(PostgresPart):
+    """Usage, stats and feedback in PostgreSQL; `forget` anonymises what the numbers need."""
+
     def usage(self, sender: str, deadline: Deadline) -> SenderUsage:
         """A sender's answered questions: in total, today, on how many days, this week."""
-        now = self._clock()
-        rows = self._rows(
+        now = self.clock()
+        rows = self.db.rows(
             deadline,
             "SELECT COALESCE(SUM(questions), 0),"
             " COALESCE(SUM(questions) FILTER (WHERE day = %s), 0), COUNT(*),"
@@ -97,7 +92,7 @@ class PostgresTeamQueries:
 
     def stats(self, days: int, top: int, deadline: Deadline) -> UsageStats:
         """Usage over the last `days` UTC days (today included)."""
-        now = self._clock()
+        now = self.clock()
         since = window_start(now, days)
         first_day = utc_day(since)
 
@@ -137,7 +132,7 @@ class PostgresTeamQueries:
             total, up, down = (int(v) for v in cur.fetchone())
             return UsageStats(per_day, active, asked, total, kinds, median, up, down)
 
-        return self._run(deadline, work)
+        return self.db.run(deadline, work)
 
     def add_feedback(
         self,
@@ -152,7 +147,7 @@ class PostgresTeamQueries:
         """Store one feedback entry, with the exchange it refers to."""
         about = about or NO_EXCHANGE
         sid, question, answer = about.message_sid, about.question, about.answer
-        now = self._clock()
+        now = self.clock()
 
         def work(cur: Any) -> None:
             if rating and sid:
@@ -167,11 +162,11 @@ class PostgresTeamQueries:
                 (sender, conversation, text, now, rating, sid, question, answer),
             )
 
-        self._run(deadline, work)
+        self.db.run(deadline, work)
 
     def recent_feedback(self, limit: int, deadline: Deadline) -> list[Feedback]:
         """The newest feedback first."""
-        rows = self._rows(
+        rows = self.db.rows(
             deadline,
             "SELECT sender, text, EXTRACT(EPOCH FROM created_at), rating, question, answer,"
             " message_sid FROM feedback ORDER BY id DESC LIMIT %s",
@@ -182,15 +177,48 @@ class PostgresTeamQueries:
             for sender, text, at, rating, question, answer, sid in rows
         ]
 
+    def forget(self, sender: str) -> int:
+        """Delete a sender's turns, notices, feedback and cache entries; their counters,
+        answers log rows and delivery ids stay, anonymised (no text, no number)."""
+        anonymous = anonymous_key()
+
+        def work(cur: Any) -> int:
+            gone = 0
+            for sql in (
+                "DELETE FROM messages WHERE sender = %s",
+                "DELETE FROM feedback WHERE sender = %s",
+                "DELETE FROM answer_cache WHERE created_by = %s",
+            ):
+                cur.execute(sql, (sender,))
+                gone += cur.rowcount
+            cur.execute("DELETE FROM notices WHERE sender = %s", (sender,))
+            cur.execute("UPDATE usage SET sender = %s WHERE sender = %s", (anonymous, sender))
+            cur.execute(
+                "UPDATE answers SET sender = %s, question = '' WHERE sender = %s",
+                (anonymous, sender),
+            )
+            # The ids stay: a replayed request is recognised and answered by nothing.
+            cur.execute(
+                "UPDATE deliveries SET conversation = %s, reply = '' WHERE conversation = %s",
+                (anonymous, sender),
+            )
+            return gone
+
+        return self.db.run(Deadline(MAINTENANCE_SECONDS), work)
+
+
+class PostgresAnswerCache(PostgresPart):
+    """The answer cache in PostgreSQL (one row per question and knowledge version)."""
+
     def cached_answer(
         self, question: str, knowledge_version: str, max_age_seconds: float, deadline: Deadline
     ) -> CachedAnswer | None:
         """A fresh enough cache entry for this question and knowledge version."""
-        rows = self._rows(
+        rows = self.db.rows(
             deadline,
             "SELECT answer, sources FROM answer_cache WHERE question = %s"
             " AND knowledge_version = %s AND created_at >= to_timestamp(%s)",
-            (question, knowledge_version, self._clock() - max_age_seconds),
+            (question, knowledge_version, self.clock() - max_age_seconds),
         )
         return CachedAnswer(rows[0][0], tuple(rows[0][1])) if rows else None
 
@@ -204,7 +232,7 @@ class PostgresTeamQueries:
         deadline: Deadline,
     ) -> None:
         """Upsert one entry and drop expired or outdated ones."""
-        now = self._clock()
+        now = self.clock()
         args = {
             "question": question,
             "version": knowledge_version,
@@ -222,4 +250,4 @@ class PostgresTeamQueries:
             )
             cur.execute(CACHE_ANSWER, args)
 
-        self._run(deadline, work)
+        self.db.run(deadline, work)

@@ -1,14 +1,12 @@
-"""The SQLite store's team data: usage, stats, feedback, the answer cache, confirmations."""
+"""The SQLite store's other parts: notices and confirmations, the team's log (usage,
+stats, feedback, forgetting), the answer cache."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 from bot.deadline import Deadline
-from bot.history.store import (
+from bot.history.records import (
     NO_EXCHANGE,
     AnswerCounts,
     CachedAnswer,
@@ -16,61 +14,60 @@ from bot.history.store import (
     Feedback,
     SenderUsage,
     UsageStats,
+    anonymous_key,
     every_day,
     median_ms,
     most_asked,
     utc_day,
     window_start,
 )
+from bot.history.sqlite_db import SqlitePart
 
 
-class SqliteTeamQueries:
-    """The HistoryStore methods behind `stats`, feedback and the cache, for SqliteHistoryStore."""
+class SqliteNotices(SqlitePart):
+    """Notices and confirmation requests in SQLite (one `notices` row per sender and kind)."""
 
-    _clock: Callable[[], float]
-
-    def _tx(self, deadline: Deadline) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: tuple = (), deadline: Deadline | None = None) -> list[tuple]:
-        raise NotImplementedError
-
-    def last_answer(
-        self, sender: str, deadline: Deadline, within_seconds: float | None = None
-    ) -> Exchange | None:
-        """The sender's latest stored question and answer (recent enough, if asked)."""
-        since = float("-inf") if within_seconds is None else self._clock() - within_seconds
-        rows = self._read(
-            "SELECT a.message_sid, q.text, a.text, a.created_at FROM messages a"
-            " JOIN messages q ON q.message_sid = a.message_sid AND q.role = 'user'"
-            " WHERE a.sender = ? AND a.role = 'assistant' ORDER BY a.id DESC LIMIT 1",
-            (sender,),
-            deadline,
-        )
-        return Exchange(*rows[0]) if rows and rows[0][3] >= since else None
+    def notice_due(self, sender: str, kind: str, every_seconds: float, deadline: Deadline) -> bool:
+        """Record and allow a notice at most once per `every_seconds` per sender."""
+        now = self.clock()
+        with self.db.tx(deadline) as db:
+            row = db.execute(
+                "SELECT sent_at FROM notices WHERE sender = ? AND kind = ?", (sender, kind)
+            ).fetchone()
+            if row is not None and now - row[0] < every_seconds:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO notices (sender, kind, sent_at) VALUES (?, ?, ?)",
+                (sender, kind, now),
+            )
+        return True
 
     def request_confirmation(self, sender: str, action: str, deadline: Deadline) -> None:
         """Remember the request as a notice of kind 'confirm:<action>'."""
-        with self._tx(deadline) as db:
+        with self.db.tx(deadline) as db:
             db.execute(
                 "INSERT OR REPLACE INTO notices (sender, kind, sent_at) VALUES (?, ?, ?)",
-                (sender, f"confirm:{action}", self._clock()),
+                (sender, f"confirm:{action}", self.clock()),
             )
 
     def confirm(self, sender: str, action: str, within_seconds: float, deadline: Deadline) -> bool:
         """Consume a pending confirmation request; True if it was recent enough."""
-        since = self._clock() - within_seconds
-        with self._tx(deadline) as db:
+        since = self.clock() - within_seconds
+        with self.db.tx(deadline) as db:
             row = db.execute(
                 "DELETE FROM notices WHERE sender = ? AND kind = ? RETURNING sent_at",
                 (sender, f"confirm:{action}"),
             ).fetchone()
         return row is not None and row[0] >= since
 
+
+class SqliteTeamLog(SqlitePart):
+    """Usage, stats and feedback in SQLite; `forget` anonymises what the numbers need."""
+
     def usage(self, sender: str, deadline: Deadline) -> SenderUsage:
         """A sender's answered questions: in total, today, on how many days, this week."""
-        now = self._clock()
-        rows = self._read(
+        now = self.clock()
+        rows = self.db.read(
             "SELECT COALESCE(SUM(questions), 0),"
             " COALESCE(SUM(CASE WHEN day = ? THEN questions END), 0), COUNT(*),"
             " COALESCE(SUM(CASE WHEN day >= ? THEN questions END), 0)"
@@ -82,35 +79,35 @@ class SqliteTeamQueries:
 
     def stats(self, days: int, top: int, deadline: Deadline) -> UsageStats:
         """Usage over the last `days` UTC days (today included)."""
-        now = self._clock()
+        now = self.clock()
         since = window_start(now, days)
         first_day = utc_day(since)
-        per_day = self._read(
+        per_day = self.db.read(
             "SELECT day, SUM(questions), COUNT(DISTINCT sender) FROM usage WHERE day >= ?"
             " GROUP BY day ORDER BY day",
             (first_day,),
             deadline,
         )
-        active = self._read(
+        active = self.db.read(
             "SELECT COUNT(DISTINCT sender) FROM usage WHERE day >= ?", (first_day,), deadline
         )
-        asked = self._read(
+        asked = self.db.read(
             "SELECT question, COUNT(*) FROM answers WHERE created_at >= ? AND question <> ''"
             " GROUP BY question",
             (since,),
             deadline,
         )
-        kinds = self._read(
+        kinds = self.db.read(
             "SELECT kind, COUNT(*) FROM answers WHERE created_at >= ? GROUP BY kind",
             (since,),
             deadline,
         )
-        latencies = self._read(
+        latencies = self.db.read(
             "SELECT latency_ms FROM answers WHERE created_at >= ? AND latency_ms IS NOT NULL",
             (since,),
             deadline,
         )
-        feedback = self._read(
+        feedback = self.db.read(
             "SELECT COUNT(*), COUNT(CASE WHEN rating = 'up' THEN 1 END),"
             " COUNT(CASE WHEN rating = 'down' THEN 1 END) FROM feedback WHERE created_at >= ?",
             (since,),
@@ -141,7 +138,7 @@ class SqliteTeamQueries:
         """Store one feedback entry, with the exchange it refers to."""
         about = about or NO_EXCHANGE
         sid, question, answer = about.message_sid, about.question, about.answer
-        with self._tx(deadline) as db:
+        with self.db.tx(deadline) as db:
             if rating and sid:
                 db.execute(
                     "DELETE FROM feedback WHERE sender = ? AND message_sid = ? AND rating <> ''",
@@ -150,12 +147,12 @@ class SqliteTeamQueries:
             db.execute(
                 "INSERT INTO feedback (sender, conversation, text, created_at, rating,"
                 " message_sid, question, answer) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (sender, conversation, text, self._clock(), rating, sid, question, answer),
+                (sender, conversation, text, self.clock(), rating, sid, question, answer),
             )
 
     def recent_feedback(self, limit: int, deadline: Deadline) -> list[Feedback]:
         """The newest feedback first."""
-        rows = self._read(
+        rows = self.db.read(
             "SELECT sender, text, created_at, rating, question, answer, message_sid"
             " FROM feedback ORDER BY id DESC LIMIT ?",
             (max(0, limit),),
@@ -163,14 +160,43 @@ class SqliteTeamQueries:
         )
         return [Feedback(*row) for row in rows]
 
+    def forget(self, sender: str) -> int:
+        """Delete a sender's turns, notices, feedback and cache entries; their counters,
+        answers log rows and delivery ids stay, anonymised (no text, no number)."""
+        anonymous = anonymous_key()
+        with self.db.tx(Deadline(10)) as db:
+            gone = sum(
+                db.execute(sql, (sender,)).rowcount
+                for sql in (
+                    "DELETE FROM messages WHERE sender = ?",
+                    "DELETE FROM feedback WHERE sender = ?",
+                    "DELETE FROM answer_cache WHERE created_by = ?",
+                )
+            )
+            db.execute("DELETE FROM notices WHERE sender = ?", (sender,))
+            db.execute("UPDATE usage SET sender = ? WHERE sender = ?", (anonymous, sender))
+            db.execute(
+                "UPDATE answers SET sender = ?, question = '' WHERE sender = ?", (anonymous, sender)
+            )
+            # The ids stay: a replayed request is recognised and answered by nothing.
+            db.execute(
+                "UPDATE deliveries SET conversation = ?, reply = '' WHERE conversation = ?",
+                (anonymous, sender),
+            )
+        return gone
+
+
+class SqliteAnswerCache(SqlitePart):
+    """The answer cache in SQLite (one `answer_cache` row per question and version)."""
+
     def cached_answer(
         self, question: str, knowledge_version: str, max_age_seconds: float, deadline: Deadline
     ) -> CachedAnswer | None:
         """A fresh enough cache entry for this question and knowledge version."""
-        rows = self._read(
+        rows = self.db.read(
             "SELECT answer, sources FROM answer_cache WHERE question = ?"
             " AND knowledge_version = ? AND created_at >= ?",
-            (question, knowledge_version, self._clock() - max_age_seconds),
+            (question, knowledge_version, self.clock() - max_age_seconds),
             deadline,
         )
         return CachedAnswer(rows[0][0], tuple(json.loads(rows[0][1]))) if rows else None
@@ -185,8 +211,8 @@ class SqliteTeamQueries:
         deadline: Deadline,
     ) -> None:
         """Upsert one entry and drop expired or outdated ones."""
-        now = self._clock()
-        with self._tx(deadline) as db:
+        now = self.clock()
+        with self.db.tx(deadline) as db:
             db.execute(
                 "DELETE FROM answer_cache WHERE created_at < ? OR knowledge_version <> ?",
                 (now - max_age_seconds, knowledge_version),

@@ -1,20 +1,27 @@
-"""The HistoryStore protocol: turns, deliveries, notices, usage, feedback, the answer cache."""
+"""What the use case needs from history, one small protocol per concern, and HistoryStore,
+their union; how a store is made of one part per concern; the pruning of deliveries.
+
+Every method may raise HistoryUnavailable.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
-import statistics
 import threading
-import time
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol
 
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable
+from bot.history.records import (
+    CachedAnswer,
+    Delivery,
+    Exchange,
+    ExchangeRecord,
+    Feedback,
+    SenderUsage,
+    UsageStats,
+)
 from bot.models import Turn
 
 logger = logging.getLogger(__name__)
@@ -39,130 +46,8 @@ PRUNE_BATCH = 500
 PRUNE_SECONDS = 0.5
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """What is known about one Twilio MessageSid."""
-
-    state: str  # "new" (the caller owns it now), "pending" (another request has it), "done"
-    reply: str = ""
-
-
-@dataclass(frozen=True)
-class DayUsage:
-    """Questions answered on one UTC day, and by how many senders."""
-
-    day: str  # YYYY-MM-DD, UTC
-    questions: int
-    senders: int
-
-
-@dataclass(frozen=True)
-class AnswerRecord:
-    """How one answer was made, kept with the exchange for the team's statistics."""
-
-    backend: str = ""  # "mistral", "extractive", "cache", ... ("" when unknown)
-    fallback_reason: str = ""  # why a fallback answered; "" when the first choice did
-    latency_ms: float | None = None  # from the question's arrival in the use case
-
-    @property
-    def kind(self) -> str:
-        """ "model", "fallback", "excerpts" (no model configured), "cache" or "unknown"."""
-        if self.backend == "cache":
-            return "cache"
-        if self.fallback_reason:
-            return "fallback"
-        if self.backend in ("extractive", "none"):
-            return "excerpts"
-        return "model" if self.backend else "unknown"
-
-
-@dataclass(frozen=True)
-class AnswerCounts:
-    """Answers in a window by how they were made."""
-
-    model: int = 0
-    fallback: int = 0
-    excerpts: int = 0  # extractive answers when no model is configured
-    cache: int = 0
-
-    @classmethod
-    def from_rows(cls, rows: Iterable[tuple[str, int]]) -> AnswerCounts:
-        """(kind, count) rows; kinds outside the four ("unknown") are left out."""
-        known = {name: 0 for name in ("model", "fallback", "excerpts", "cache")}
-        for kind, count in rows:
-            if kind in known:
-                known[kind] += int(count)
-        return cls(**known)
-
-
-@dataclass(frozen=True)
-class UsageStats:
-    """Usage over a window of days, for the `stats` command and the admin view."""
-
-    days: tuple[DayUsage, ...]  # every day of the window, oldest first, zeros included
-    active_senders: int  # distinct senders over the whole window
-    # (normalised question, times asked), most asked first; forgotten senders' are gone
-    top_questions: tuple[tuple[str, int], ...]
-    feedback: int  # feedback entries received in the window (ratings included)
-    answers: AnswerCounts = field(default_factory=AnswerCounts)
-    median_answer_ms: float | None = None  # over answers with a recorded time
-    thumbs_up: int = 0
-    thumbs_down: int = 0
-
-    @property
-    def questions(self) -> int:
-        """All questions answered in the window."""
-        return sum(day.questions for day in self.days)
-
-
-@dataclass(frozen=True)
-class SenderUsage:
-    """One sender's counters (kept by `forget` only in anonymised form)."""
-
-    questions: int
-    today: int
-    active_days: int
-    week: int = 0  # the last 7 UTC days, today included
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """A stored question and the answer it got: what feedback refers to."""
-
-    message_sid: str
-    question: str
-    answer: str
-    answered_at: float
-
-
-NO_EXCHANGE = Exchange("", "", "", 0.0)  # what feedback refers to when there is no answer
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """One `feedback <text>` or quick rating a sender left for the team."""
-
-    sender: str
-    text: str
-    created_at: float
-    rating: str = ""  # "up" or "down" for 👍/👎 (good/bad); "" for written feedback
-    question: str = ""  # the exchange it refers to ("" when there was none)
-    answer: str = ""
-    message_sid: str = ""
-
-
-@dataclass(frozen=True)
-class CachedAnswer:
-    """An answer the cache can serve again."""
-
-    text: str
-    sources: tuple[str, ...]
-
-
-class HistoryStore(Protocol):
-    """Per-conversation memory. Every method may raise HistoryUnavailable."""
-
-    backend: str
+class Deliveries(Protocol):
+    """Twilio MessageSids claimed, answered or released: each message is answered once."""
 
     def claim(self, message_sid: str, conversation: str, deadline: Deadline) -> Delivery:
         """Record a delivery as in progress, or report the one already recorded.
@@ -189,35 +74,22 @@ class HistoryStore(Protocol):
         """The delivery's current state, or None if never claimed."""
         ...
 
+
+class Conversations(Protocol):
+    """The turns of each conversation, pruned to the last few, and what they answered."""
+
     def recent(self, conversation: str, limit: int, deadline: Deadline) -> list[Turn]:
         """The last `limit` turns of a conversation, oldest first."""
         ...
 
-    def append_exchange(
-        self,
-        conversation: str,
-        sender: str,
-        message_sid: str,
-        question: str,
-        answer: str,
-        sources: tuple[str, ...],
-        keep: int,
-        deadline: Deadline,
-        record: AnswerRecord | None = None,
-    ) -> None:
-        """Store a question and its answer atomically, then prune to `keep` messages.
+    def append_exchange(self, exchange: ExchangeRecord, deadline: Deadline) -> None:
+        """Store a question and its answer atomically, then prune to `exchange.keep`
+        messages.
 
         A new exchange (not a redelivery) is also counted in `usage` and logged, with how
-        it was answered (`record`), in the answers log that `stats` reads; the log is not
-        pruned with the conversation.
+        it was answered, in the answers log that `stats` reads; the log is not pruned with
+        the conversation.
         """
-        ...
-
-    def last_answer(
-        self, sender: str, deadline: Deadline, within_seconds: float | None = None
-    ) -> Exchange | None:
-        """The sender's latest stored exchange (what feedback refers to), or None; with
-        `within_seconds`, only one answered that recently."""
         ...
 
     def last_sources(self, conversation: str, deadline: Deadline) -> tuple[str, ...] | None:
@@ -229,16 +101,16 @@ class HistoryStore(Protocol):
         how many turns were deleted."""
         ...
 
-    def forget(self, sender: str) -> int:
-        """Delete a sender's turns, notices, feedback and the cache entries they created;
-        returns how many rows went (notices not counted).
-
-        Usage counters and the answers log stay (the team's numbers must not change) but
-        lose the link to the number, and the log loses the question text. Deliveries keep
-        only their MessageSid (reply text blanked, the number replaced by the same
-        anonymous key), so a replayed request is still recognised and answered by nothing.
-        """
+    def last_answer(
+        self, sender: str, deadline: Deadline, within_seconds: float | None = None
+    ) -> Exchange | None:
+        """The sender's latest stored exchange (what feedback refers to), or None; with
+        `within_seconds`, only one answered that recently."""
         ...
+
+
+class Notices(Protocol):
+    """Rate-limited notices to a sender, and confirmations they were asked for."""
 
     def notice_due(self, sender: str, kind: str, every_seconds: float, deadline: Deadline) -> bool:
         """True (and remembered) when `kind` was not sent to `sender` within `every_seconds`."""
@@ -251,6 +123,10 @@ class HistoryStore(Protocol):
     def confirm(self, sender: str, action: str, within_seconds: float, deadline: Deadline) -> bool:
         """True, once, if `sender` was asked to confirm `action` within `within_seconds`."""
         ...
+
+
+class TeamLog(Protocol):
+    """The team's numbers and feedback, and forgetting a sender while keeping the numbers."""
 
     def usage(self, sender: str, deadline: Deadline) -> SenderUsage:
         """A sender's question counters (answered questions, counted once per MessageSid)."""
@@ -281,6 +157,21 @@ class HistoryStore(Protocol):
         """The latest `limit` feedback entries, newest first."""
         ...
 
+    def forget(self, sender: str) -> int:
+        """Delete a sender's turns, notices, feedback and the cache entries they created;
+        returns how many rows went (notices not counted).
+
+        Usage counters and the answers log stay (the team's numbers must not change) but
+        lose the link to the number, and the log loses the question text. Deliveries keep
+        only their MessageSid (reply text blanked, the number replaced by the same
+        anonymous key), so a replayed request is still recognised and answered by nothing.
+        """
+        ...
+
+
+class AnswerCacheStore(Protocol):
+    """First-turn answers kept per question and knowledge version, shared by all workers."""
+
     def cached_answer(
         self, question: str, knowledge_version: str, max_age_seconds: float, deadline: Deadline
     ) -> CachedAnswer | None:
@@ -301,6 +192,12 @@ class HistoryStore(Protocol):
         `max_age_seconds` or for another knowledge version are dropped meanwhile."""
         ...
 
+
+class HistoryStore(Deliveries, Conversations, Notices, TeamLog, AnswerCacheStore, Protocol):
+    """Every concern on one backend, as the factory opens it and /health probes it."""
+
+    backend: str
+
     def ping(self) -> None:
         """Cheap liveness check; raises HistoryUnavailable."""
         ...
@@ -310,59 +207,37 @@ class HistoryStore(Protocol):
         ...
 
 
-# --- helpers both stores use, so their answers are identical ---------------------------
+class ComposedStore:
+    """The concern protocols of a store made of one part per concern: each method is the
+    bound method of the part that implements it (the backend adds backend, ping, close)."""
 
-SECONDS_PER_DAY = 86_400
-
-
-def utc_day(timestamp: float) -> str:
-    """The UTC calendar day of a unix timestamp, as YYYY-MM-DD."""
-    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
-
-
-def window_start(now: float, days: int) -> float:
-    """The unix time at which a window of `days` whole UTC days ending today begins."""
-    midnight = now - now % SECONDS_PER_DAY
-    return midnight - (max(1, days) - 1) * SECONDS_PER_DAY
-
-
-_PUNCTUATION = re.compile(r"[^\w\s]|_", re.UNICODE)
-
-
-def normalise_question(text: str) -> str:
-    """The form under which questions count as the same (stats, the answer cache): case
-    folded, punctuation removed, spaces collapsed."""
-    return " ".join(_PUNCTUATION.sub(" ", text.casefold()).split())
-
-
-def most_asked(rows: Iterable[tuple[str, int]], top: int) -> tuple[tuple[str, int], ...]:
-    """Merge (question, count) rows by normalised text; most asked first, ties by text."""
-    counts: Counter[str] = Counter()
-    for text, count in rows:
-        key = normalise_question(text)
-        if key:
-            counts[key] += int(count)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return tuple(ranked[: max(0, top)])
-
-
-def every_day(rows: Iterable[tuple[str, int, int]], now: float, days: int) -> tuple[DayUsage, ...]:
-    """(day, questions, senders) rows as one DayUsage per day of the window, zeros included."""
-    found = {str(day): (int(q), int(n)) for day, q, n in rows}
-    start = window_start(now, days)
-    window = [utc_day(start + i * SECONDS_PER_DAY) for i in range(max(1, days))]
-    return tuple(DayUsage(day, *found.get(day, (0, 0))) for day in window)
-
-
-def median_ms(values: Iterable[float | None]) -> float | None:
-    """The median of the recorded times, rounded to 0.1 ms; None when there are none."""
-    recorded = [float(v) for v in values if v is not None]
-    return round(statistics.median(recorded), 1) if recorded else None
-
-
-def anonymous_key() -> str:
-    """The key a forgotten sender's counters and feedback move to: unlinkable, unique."""
-    return "forgotten:" + uuid.uuid4().hex[:16]
+    def __init__(
+        self,
+        deliveries: Deliveries,
+        conversations: Conversations,
+        notices: Notices,
+        team: TeamLog,
+        cache: AnswerCacheStore,
+    ) -> None:
+        self.claim = deliveries.claim
+        self.complete = deliveries.complete
+        self.release = deliveries.release
+        self.delivery = deliveries.delivery
+        self.recent = conversations.recent
+        self.append_exchange = conversations.append_exchange
+        self.last_sources = conversations.last_sources
+        self.clear = conversations.clear
+        self.last_answer = conversations.last_answer
+        self.notice_due = notices.notice_due
+        self.request_confirmation = notices.request_confirmation
+        self.confirm = notices.confirm
+        self.usage = team.usage
+        self.stats = team.stats
+        self.add_feedback = team.add_feedback
+        self.recent_feedback = team.recent_feedback
+        self.forget = team.forget
+        self.cached_answer = cache.cached_answer
+        self.cache_answer = cache.cache_answer
 
 
 class PruneSchedule:

@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.chat.commands import answers_text, feedback_text, seconds_text
 from bot.deadline import Deadline
-from bot.history.store import Feedback, UsageStats
+from bot.history.records import Feedback, UsageStats
 from bot.settings import Settings
 from bot.text import mask_number, normalise_number
 from bot.web.blueprint import WEBHOOK_PATH

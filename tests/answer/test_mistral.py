@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bot.answer import ExtractiveAnswerer, FallbackAnswerer, build_answerer
-from bot.answer.mistral import MistralAnswerer, to_whatsapp, with_sources
+from bot.answer.mistral import MistralAnswerer
+from bot.answer.whatsapp import to_whatsapp
 from bot.deadline import Deadline
 from bot.errors import AnswerFailed
-from bot.models import Passage
 from tests.answer.conftest import API_KEY
 from tests.fakes.mistral_server import TRICKLE_MODES, MistralStub
 
@@ -300,12 +300,3 @@ def test_concurrent_calls_share_the_pool(stub, mistral, passages):
         r["messages"][-1]["content"].rsplit("Question: ", 1)[1] for r in stub.chat_requests
     }
     assert questions == {f"q{i}" for i in range(16)}
-
-
-def test_whatsapp_conversion_and_sources_helpers():
-    assert to_whatsapp("# Title #\ntext\n\n\n\n---\nmore") == "*Title*\ntext\n\nmore"
-    table = "| Who | Role |\n|-----|:----:|\n| Amina | chair |"
-    assert to_whatsapp(table) == "Who – Role\nAmina – chair"
-    text, sources = with_sources("Answer.", [Passage("t", "A", 1), Passage("u", "A", 1)])
-    assert text == "Answer.\n\nSources: A" and sources == ("A",)
-    assert with_sources("Answer.", []) == ("Answer.", ())

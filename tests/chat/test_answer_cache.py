@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.history.store import normalise_question
+from bot.history.records import normalise_question
 from tests.chat.team_bot import TeamBot
 from tests.chat.test_access import SpyKnowledge
 from tests.conftest import ALICE, BOB, twilio_form

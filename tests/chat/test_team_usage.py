@@ -10,7 +10,7 @@ import pytest
 
 from bot.chat.commands import FEEDBACK_THANKS, MENTION_HINT, NOTHING_TO_RATE, RATED
 from bot.chat.runner import QUICK_FEEDBACK_SECONDS
-from bot.history.store import SECONDS_PER_DAY, AnswerCounts, DayUsage
+from bot.history.records import SECONDS_PER_DAY, AnswerCounts, DayUsage
 from tests.chat.team_bot import TeamBot
 from tests.history.stores import Clock, budget, db_rows
 

@@ -61,4 +61,4 @@ def db_rows(store, sql: str, params: tuple = ()) -> list[tuple]:
             return db.execute(sql, params).fetchall()
     from tests.services.postgres import run_sql
 
-    return run_sql(store._url, sql.replace("?", "%s"), params)
+    return run_sql(store._db.url, sql.replace("?", "%s"), params)

@@ -5,30 +5,39 @@ from __future__ import annotations
 import threading
 import time
 
-from bot.history.sqlite import STALE_CLAIM_SECONDS
-from bot.history.store import (
+from bot.history.records import (
     SECONDS_PER_DAY,
     AnswerCounts,
-    AnswerRecord,
     CachedAnswer,
     DayUsage,
+    ExchangeRecord,
     SenderUsage,
     utc_day,
 )
+from bot.history.store import STALE_CLAIM_SECONDS
 from tests.history.stores import budget
 
 
 def exchange(store, conversation, n, keep=100, sender=None):
     store.append_exchange(
-        conversation,
-        sender or conversation,
-        f"SM{conversation}{n}",
-        f"question {n}",
-        f"answer {n}",
-        (f"doc {n}",),
-        keep,
+        ExchangeRecord(
+            conversation,
+            sender or conversation,
+            f"SM{conversation}{n}",
+            f"question {n}",
+            f"answer {n}",
+            (f"doc {n}",),
+            keep,
+        ),
         budget(),
     )
+
+
+def asked(store, sender, sid, question, keep=100, how=()):
+    """`sender` asks `question` in their own conversation; the answer is "x", made `how`
+    (backend, fallback reason, milliseconds; unknown when left out)."""
+    record = ExchangeRecord(sender, sender, sid, question, "x", (), keep, *how)
+    store.append_exchange(record, budget())
 
 
 def test_recent_turns_in_order(store):
@@ -143,9 +152,9 @@ def test_stats_per_day_active_senders_and_most_asked(store, clock):
     for n, (sender, question) in enumerate(
         [("a", "Who attended?"), ("b", "who  attended"), ("c", "What budget?")]
     ):
-        store.append_exchange(sender, sender, f"SM{n}", question, "x", (), 100, budget())
+        asked(store, sender, f"SM{n}", question)
     clock.now += SECONDS_PER_DAY
-    store.append_exchange("a", "a", "SM9", "WHO ATTENDED?!", "x", (), 100, budget())
+    asked(store, "a", "SM9", "WHO ATTENDED?!")
     store.add_feedback("b", "b", "great bot", budget())
 
     stats = store.stats(7, 5, budget())
@@ -168,11 +177,8 @@ def test_stats_per_day_active_senders_and_most_asked(store, clock):
 
 
 def test_forget_keeps_the_counts_but_not_the_number(store):
-    record = AnswerRecord("mistral", "", 800.0)
     for sender in ("a", "b"):
-        store.append_exchange(
-            sender, sender, f"SM{sender}", "question 1", "x", (), 100, budget(), record
-        )
+        asked(store, sender, f"SM{sender}", "question 1", how=("mistral", "", 800.0))
     store.add_feedback("a", "a", "please add the March notes", budget())
     store.add_feedback("b", "b", "more please", budget())
     before = store.stats(7, 5, budget())
@@ -207,20 +213,20 @@ def test_feedback_newest_first(store, clock):
 
 def test_the_answers_log_counts_how_answers_were_made_and_their_median_time(store, clock):
     records = [
-        AnswerRecord("mistral", "", 900.0),
-        AnswerRecord("mistral", "", 1500.0),
-        AnswerRecord("extractive", "timeout", 8000.0),
-        AnswerRecord("cache", "", 12.0),
-        AnswerRecord("extractive", "", 20.0),
-        AnswerRecord("mistral", "", 1100.0),
+        ("mistral", "", 900.0),
+        ("mistral", "", 1500.0),
+        ("extractive", "timeout", 8000.0),
+        ("cache", "", 12.0),
+        ("extractive", "", 20.0),
+        ("mistral", "", 1100.0),
     ]
     for n, record in enumerate(records):
-        store.append_exchange("a", "a", f"SM{n}", f"q{n}", "x", (), 3, budget(), record)
+        asked(store, "a", f"SM{n}", f"q{n}", keep=3, how=record)
     # A redelivery stores, logs and counts nothing, even after its turns were pruned.
-    store.append_exchange("a", "a", "SM0", "q0", "x", (), 3, budget(), records[2])
+    asked(store, "a", "SM0", "q0", keep=3, how=records[2])
     assert [t.text for t in store.recent("a", 100, budget())] == ["x", "q5", "x"]
-    # An exchange without a record counts, with no kind and no time.
-    store.append_exchange("a", "a", "SMraw", "q", "x", (), 3, budget())
+    # An exchange without a record of how it was made counts, with no kind and no time.
+    asked(store, "a", "SMraw", "q", keep=3)
     stats = store.stats(7, 5, budget())
     assert stats.questions == 7
     assert stats.answers == AnswerCounts(model=3, fallback=1, excerpts=1, cache=1)

@@ -10,13 +10,12 @@ import psycopg2
 import pytest
 
 from bot.history import pg_queries, sqlite
+from bot.history.records import SECONDS_PER_DAY, Delivery, ExchangeRecord
 from bot.history.store import (
     DELIVERY_KEEP_SECONDS,
     PRUNE_BATCH,
     PRUNE_EVERY_SECONDS,
     REPLY_KEEP_SECONDS,
-    SECONDS_PER_DAY,
-    Delivery,
 )
 from tests.conftest import ALICE, BOB, twilio_form
 from tests.history.stores import BACKENDS, budget, db_rows
@@ -29,7 +28,8 @@ def handle(store, sid: str, sender: str, reply: str, answered: bool = False) -> 
     """One inbound message as the handler treats it: claimed, (a question) stored, done."""
     assert store.claim(sid, sender, budget()) == Delivery("new")
     if answered:
-        store.append_exchange(sender, sender, sid, f"question {sid}", reply, (), 10, budget())
+        exchange = ExchangeRecord(sender, sender, sid, f"question {sid}", reply, (), 10)
+        store.append_exchange(exchange, budget())
     store.complete(sid, reply, budget())
 
 
@@ -155,7 +155,7 @@ def plan(store, sql: str, params: tuple | dict, seqscan: bool = True) -> str:
     """The query plan; `seqscan=False` prices sequential scans out (is an index usable?)."""
     if store.backend == "sqlite":
         return "\n".join(row[-1] for row in db_rows(store, "EXPLAIN QUERY PLAN " + sql, params))
-    with closing(psycopg2.connect(store._url)) as conn, conn.cursor() as cur:
+    with closing(psycopg2.connect(store._db.url)) as conn, conn.cursor() as cur:
         cur.execute(f"SET enable_seqscan = {'on' if seqscan else 'off'}")
         cur.execute("EXPLAIN " + sql, params)
         return "\n".join(row[0] for row in cur.fetchall())

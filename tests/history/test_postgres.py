@@ -14,6 +14,7 @@ from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable
 from bot.history.pg_schema import LATEST_VERSION
 from bot.history.postgres import RECONNECT_AFTER_SECONDS, PostgresHistoryStore
+from bot.history.records import ExchangeRecord
 from tests.conftest import ALICE, BOB, twilio_form
 from tests.services import free_port
 from tests.services.postgres import run_sql
@@ -100,9 +101,8 @@ def test_many_threads_share_a_small_pool(pg_url):
     def converse(n: int) -> None:
         try:
             for i in range(5):
-                store.append_exchange(
-                    f"c{n}", f"c{n}", f"SM{n}-{i}", "q", "a", (), 100, Deadline(5)
-                )
+                exchange = ExchangeRecord(f"c{n}", f"c{n}", f"SM{n}-{i}", "q", "a", (), 100)
+                store.append_exchange(exchange, Deadline(5))
         except Exception as exc:  # the test reports any failure, PoolError included
             errors.append(exc)
 
@@ -190,7 +190,7 @@ def test_a_postgres_restart_between_two_requests_needs_no_app_restart(
     send(pg_app, signed_post, "@agent what did we decide about Germany?")
     # As after a burst of traffic: several idle connections in the pool, all of which the
     # restart kills. (Checked out and returned by hand: the pool's own API.)
-    pool = pg_app.extensions["bot"].history._get_pool()
+    pool = pg_app.extensions["bot"].history._db.pool()
     idle = [pool.getconn() for _ in range(3)]
     for conn in idle:
         pool.putconn(conn)
@@ -241,7 +241,7 @@ def test_a_query_blocked_past_statement_timeout_is_cancelled_before_the_deadline
         response_timeout_seconds=3.0,
     )
     store = app.extensions["bot"].history
-    assert store.statement_timeout_ms == 500
+    assert store._db.statement_timeout_ms == 500
     blocker = psycopg2.connect(pg_url)
     try:
         blocker.cursor().execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")

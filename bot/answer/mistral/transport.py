@@ -1,14 +1,4 @@
-"""An HTTP client on which a request's timeout bounds the whole request, body included.
-
-httpx's timeouts bound each socket operation: a server sending 16 bytes every 0.9 s, or
-a body that never ends, holds a call with a 2 s timeout for as long as it likes. Here the
-request's largest timeout (the SDK's `timeout_ms`) becomes an end time, and every socket
-operation made for the request waits at most until then. Blocking calls are cut short in
-the calling thread itself: no watchdog thread, nothing left running after the call. A
-request cut short leaves its response unfinished, which httpcore never pools: it closes
-the connection. Not bounded: the DNS lookup (getaddrinfo takes no timeout; the resolver's
-own applies).
-"""
+"""An HTTP client on which a request's timeout bounds the whole request, body included."""
 
 from __future__ import annotations
 
@@ -20,6 +10,15 @@ from typing import Any
 
 import httpcore2
 import httpx2
+
+# httpx's timeouts bound each socket operation: a server sending 16 bytes every 0.9 s, or a
+# body that never ends, holds a call with a 2 s timeout for as long as it likes. Here the
+# request's largest timeout (the SDK's `timeout_ms`) becomes an end time, and every socket
+# operation made for the request waits at most until then. Blocking calls are cut short in
+# the calling thread itself: no watchdog thread, nothing left running after the call. A
+# request cut short leaves its response unfinished, which httpcore never pools: it closes the
+# connection. Not bounded: the DNS lookup (getaddrinfo takes no timeout; the resolver's own
+# applies).
 
 # When the request this thread is working on must end (monotonic seconds), or None.
 # A context variable, not an attribute of the client: one client serves many threads.
