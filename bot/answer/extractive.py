@@ -11,15 +11,10 @@ from dataclasses import dataclass
 from bot.deadline import Deadline
 from bot.followup import search_query
 from bot.models import Answer, Passage, Turn
+from bot.texts import EXCERPTS_INTRO, MODEL_UNAVAILABLE, NOTHING_FOUND
 
 logger = logging.getLogger(__name__)
 
-INTRO = "Here is what I found in the knowledge base (excerpts, no AI summary):"
-NOTHING_FOUND = (
-    "I couldn't find anything about that in the knowledge base. "
-    "Try other keywords, or ask about a meeting, a person or a decision."
-)
-UNAVAILABLE = "The AI answer is unavailable right now, so here are the closest excerpts."
 MIN_SENTENCES = 3
 MAX_SENTENCES = 5
 MAX_SENTENCE_CHARS = 300
@@ -268,8 +263,8 @@ class ExtractiveAnswerer:
         if not picked:
             return Answer(NOTHING_FOUND, backend="extractive", fallback_reason=reason)
         sources = _distinct([source for _, source in picked])
-        lines = [UNAVAILABLE] if reason else []
-        lines.append(INTRO)
+        lines = [MODEL_UNAVAILABLE] if reason else []
+        lines.append(EXCERPTS_INTRO)
         lines.extend(f"• {text}" for text, _ in picked)
         lines.append("")
         lines.append("Sources: " + "; ".join(sources))

@@ -5,12 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from bot.settings import Settings
-
-REFUSED = (
-    "Sorry, this bot only answers members of its team. Your number {number} is not on "
-    'its list yet: ask the bot\'s admin to add "{number}" to whatsapp.allowed_senders '
-    "in config.json."
-)
+from bot.texts import REFUSED
 
 
 class AccessPolicy:

@@ -13,44 +13,6 @@ STATS_TOP = 5
 MAX_STATS_CHARS = 1600
 TOP_QUESTION_CHARS = 60
 
-HELP_TEXT = (
-    "*Hi! I answer questions from your team's knowledge base.*\n"
-    "Ask me anything after {trigger}, for example:\n"
-    "_{trigger} what did we decide about the UK timeline?_\n\n"
-    "Commands:\n"
-    "• *{trigger} help*: this message\n"
-    "• *{trigger} reset*: forget our conversation so far\n"
-    "• *{trigger} sources*: where my last answer came from\n"
-    "• *{trigger} stats*: how much you have asked me\n"
-    "• *{trigger} feedback <text>*: tell the team what to improve\n"
-    "• 👍 or 👎 right after an answer: rate it\n"
-    "• *{trigger} forget me*: delete everything I keep about you"
-)
-MENTION_HINT = "Mention me with {trigger} to ask a question, e.g. _{trigger} help_."
-MEDIA_REPLY = "I can only read text messages for now. Please type your question after {trigger}."
-FEEDBACK_THANKS = "Thanks! I've passed your feedback on to the team."
-FEEDBACK_HOW = "Tell me what to pass on, e.g. _{trigger} feedback the answers are too long_."
-RATED = {
-    "up": "Thanks for the 👍!",
-    "down": (
-        "Thanks for telling me. Say what was wrong with _{trigger} feedback <text>_ "
-        "and the team will look into it."
-    ),
-}
-NOTHING_TO_RATE = (
-    "Thanks! I haven't answered you recently, so there is nothing to rate. "
-    "To tell the team something, send _{trigger} feedback <text>_."
-)
-FORGET_ASK = (
-    "This deletes our conversation, your feedback and the answers I cached for your "
-    "questions. Your question counts stay, without your number.\n"
-    "To confirm, send *{trigger} forget me yes* within {minutes} minutes."
-)
-FORGET_DONE = (
-    "Done: I've deleted everything I kept about you. Your question counts stay, without "
-    "your number."
-)
-
 
 @dataclass(frozen=True)
 class Command:

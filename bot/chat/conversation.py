@@ -12,9 +12,9 @@ from bot.answer.base import Answerer
 from bot.answer.extractive import ExtractiveAnswerer
 from bot.chat.access import AccessPolicy
 from bot.chat.cache import AnswerCache
-from bot.chat.commands import HELP_TEXT, MEDIA_REPLY, MENTION_HINT, parse_command, parse_rating
+from bot.chat.commands import parse_command, parse_rating
 from bot.chat.mention import find_mention
-from bot.chat.runner import MEMORY_DOWN, RESET_DONE, CommandHistory, CommandRunner, safe
+from bot.chat.runner import CommandHistory, CommandRunner, safe
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.followup import search_query
@@ -25,6 +25,16 @@ from bot.metrics import Metrics
 from bot.models import Answer, InboundMessage, Passage, Reply, Turn
 from bot.settings import Settings
 from bot.text import mask_number
+from bot.texts import (
+    HELP_TEXT,
+    KNOWLEDGE_DOWN,
+    MEDIA_REPLY,
+    MEMORY_DOWN,
+    MENTION_HINT,
+    RESET_DONE,
+    SORRY,
+    TRUNCATED_NOTE,
+)
 
 logger = logging.getLogger(__name__)
 __all__ = ["KNOWLEDGE_DOWN", "MEMORY_DOWN", "RESET_DONE", "SORRY", "ConversationHandler"]
@@ -34,12 +44,6 @@ NOTICE_EVERY_SECONDS = 24 * 3600
 FINISH_RESERVE_SECONDS = 0.3
 # While another request answers the same MessageSid, wait for its reply this often.
 DUPLICATE_POLL_SECONDS = 0.05
-SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
-KNOWLEDGE_DOWN = (
-    "The knowledge base is unavailable right now, so I can't look that up. "
-    "Please try again in a few minutes."
-)
-TRUNCATED_NOTE = "_(Your question was long, so I only read its first {n} characters.)_"
 
 
 class ChatHistory(Deliveries, AnswerCacheStore, CommandHistory, Protocol):

@@ -8,13 +8,6 @@ from typing import Protocol, TypeVar
 
 from bot.chat.access import AccessPolicy
 from bot.chat.commands import (
-    FEEDBACK_HOW,
-    FEEDBACK_THANKS,
-    FORGET_ASK,
-    FORGET_DONE,
-    HELP_TEXT,
-    NOTHING_TO_RATE,
-    RATED,
     STATS_DAYS,
     STATS_TOP,
     Command,
@@ -27,12 +20,21 @@ from bot.errors import HistoryUnavailable
 from bot.history.store import Conversations, Notices, TeamLog
 from bot.models import InboundMessage, Reply
 from bot.text import mask_number
+from bot.texts import (
+    FEEDBACK_HOW,
+    FEEDBACK_THANKS,
+    FORGET_ASK,
+    FORGET_DONE,
+    HELP_TEXT,
+    MEMORY_DOWN,
+    NOTHING_TO_RATE,
+    RATED,
+    RESET_DONE,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MEMORY_DOWN = "I can't reach my conversation memory right now. Please try again in a minute."
-RESET_DONE = "Done: I've forgotten our conversation. Ask me something new!"
 # 👍/👎 (or good/bad) rate the sender's last answer if it came at most this long ago.
 QUICK_FEEDBACK_SECONDS = 30 * 60
 # `forget me yes` must follow `forget me` within this time.

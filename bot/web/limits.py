@@ -12,12 +12,12 @@ from flask_limiter import Limiter, RequestLimit
 from limits import RateLimitItem
 
 from bot.settings import Settings
+from bot.texts import RATE_LIMIT_NOTICE
 from bot.web.services import current
 from bot.web.twiml import twiml_response
 
 logger = logging.getLogger(__name__)
 
-NOTICE = "You're sending messages faster than I can answer. Please wait a minute and ask again."
 # Redis calls get short timeouts: a slow limiter must not eat the reply's budget.
 REDIS_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 
@@ -44,7 +44,7 @@ def _on_breach(request_limit: RequestLimit) -> Response:
     first = limiter.limiter.hit(_notice_item(request_limit.limit), "notice", g.rate_key)
     logger.info("rate limit %s reached (%s)", request_limit.limit, "notice" if first else "silent")
     # 200, not 429: Twilio logs any 4xx as error 11200 and drops the TwiML.
-    return twiml_response(NOTICE if first else "", 1)
+    return twiml_response(RATE_LIMIT_NOTICE if first else "", 1)
 
 
 def limit_per_sender(limiter: Limiter) -> Callable[[Callable], Callable]:

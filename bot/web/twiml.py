@@ -8,10 +8,10 @@ from flask import Response
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.text import xml_safe
+from bot.texts import REPLY_SHORTENED
 
 # WhatsApp messages through Twilio are capped at 1,600 characters (error 21617).
 MAX_MESSAGE_CHARS = 1600
-TRUNCATED = "\n\n(Answer shortened; ask a narrower question for more.)"
 
 
 def _pieces(text: str, limit: int) -> list[str]:
@@ -58,8 +58,8 @@ def split_message(text: str, max_messages: int, limit: int = MAX_MESSAGE_CHARS) 
         parts.append(current)
     if len(parts) > max_messages:
         parts = parts[:max_messages]
-        last = parts[-1][: width - len(TRUNCATED)]
-        parts[-1] = last.rstrip() + TRUNCATED
+        last = parts[-1][: width - len(REPLY_SHORTENED)]
+        parts[-1] = last.rstrip() + REPLY_SHORTENED
     return _numbered(parts) if len(parts) > 1 else parts
 
 

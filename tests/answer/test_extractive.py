@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.answer.extractive import (
-    INTRO,
     MAX_SENTENCE_CHARS,
-    NOTHING_FOUND,
     ExtractiveAnswerer,
     content_stems,
     split_sentences,
@@ -15,6 +13,7 @@ from bot.answer.extractive import (
 )
 from bot.deadline import Deadline
 from bot.models import Passage, Turn
+from bot.texts import EXCERPTS_INTRO, NOTHING_FOUND
 
 
 def bullets(text: str) -> list[str]:
@@ -35,7 +34,7 @@ def test_who_attended_finds_the_attendees_sentence(passages):
     answer = ask("who attended the UNEA prep?", passages)
     assert bullets(answer.text)[0].startswith("Attendees: Amina Diallo")
     assert answer.backend == "extractive"
-    assert answer.text.startswith(INTRO)
+    assert answer.text.startswith(EXCERPTS_INTRO)
 
 
 def test_sentences_are_ranked_by_relevance(passages):

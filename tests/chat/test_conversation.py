@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.chat.conversation import (
-    FINISH_RESERVE_SECONDS,
-    KNOWLEDGE_DOWN,
-    MEMORY_DOWN,
-    ConversationHandler,
-)
+from bot.chat.conversation import FINISH_RESERVE_SECONDS, MEMORY_DOWN, ConversationHandler
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.history.sqlite import SqliteHistoryStore
 from bot.metrics import Metrics
 from bot.models import Answer, InboundMessage, Passage
 from bot.settings import Settings
+from bot.texts import KNOWLEDGE_DOWN
 
 PASSAGE = Passage(
     "Attendees: Amara Okafor, Jonas Weber. The team agreed to pause Germany.",

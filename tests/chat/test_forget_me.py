@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.chat.commands import FORGET_ASK, FORGET_DONE
 from bot.chat.runner import FORGET_CONFIRM_SECONDS
+from bot.texts import FORGET_ASK, FORGET_DONE
 from tests.chat.team_bot import TeamBot
 from tests.conftest import ALICE, BOB, twilio_form
 from tests.history.stores import BACKENDS, budget, db_rows

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from bot.chat.commands import FEEDBACK_THANKS, MENTION_HINT, NOTHING_TO_RATE, RATED
 from bot.chat.runner import QUICK_FEEDBACK_SECONDS
 from bot.history.records import SECONDS_PER_DAY, AnswerCounts, DayUsage
+from bot.texts import FEEDBACK_THANKS, MENTION_HINT, NOTHING_TO_RATE, RATED
 from tests.chat.team_bot import TeamBot
 from tests.history.stores import Clock, budget, db_rows
 

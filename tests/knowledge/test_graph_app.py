@@ -15,12 +15,12 @@ import pytest
 from flask import Flask
 
 from bot.answer import build_embedder
-from bot.chat.conversation import KNOWLEDGE_DOWN
 from bot.knowledge import SqliteKnowledgeStore, open_knowledge_store
 from bot.knowledge.graph.client import _INHERITED, WORKERS, GraphClient
 from bot.knowledge.graph.store import GraphKnowledgeStore
 from bot.ops.cli import reply_texts
 from bot.settings import load_settings
+from bot.texts import KNOWLEDGE_DOWN
 from tests.conftest import twilio_form
 from tests.services.falkordb import FalkorDBServer
 from tests.services.relay import BlackHoleRelay

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.web.limits import NOTICE
+from bot.texts import RATE_LIMIT_NOTICE
 from tests.conftest import ALICE, BOB, PUBLIC_URL, REPO, SAMPLE, WEBHOOK, sign, twilio_form
 from tests.services import free_port
 from tests.web.test_webhook import SpyAnswerer, reply_texts_of
@@ -34,8 +34,8 @@ def send_all(app, signed_post, bodies, sender=ALICE):
 def test_limit_then_one_notice_then_silence_and_no_model_calls(make_app, signed_post):
     app = limited_app(make_app)
     replies = send_all(app, signed_post, ["@agent UNEA attendees?"] * 6)
-    assert all(replies[i] and replies[i] != [NOTICE] for i in range(3))
-    assert replies[3] == [NOTICE]
+    assert all(replies[i] and replies[i] != [RATE_LIMIT_NOTICE] for i in range(3))
+    assert replies[3] == [RATE_LIMIT_NOTICE]
     assert replies[4:] == [[], []]
     assert len(app.extensions["bot"].handler.answerer.calls) == 3
     assert app.extensions["bot"].metrics.snapshot()["counters"]["rate_limited"] == 3
@@ -44,14 +44,14 @@ def test_limit_then_one_notice_then_silence_and_no_model_calls(make_app, signed_
 def test_every_signed_message_counts_commands_and_unmentioned_too(make_app, signed_post):
     app = limited_app(make_app)
     replies = send_all(app, signed_post, ["@agent help", "no mention here", "@agent reset", "x"])
-    assert replies[3] == [NOTICE]
+    assert replies[3] == [RATE_LIMIT_NOTICE]
 
 
 def test_limits_are_per_sender(make_app, signed_post):
     app = limited_app(make_app, "1 per minute")
     send_all(app, signed_post, ["@agent help"])
-    assert send_all(app, signed_post, ["@agent help"]) == [[NOTICE]]
-    assert send_all(app, signed_post, ["@agent help"], sender=BOB)[0] != [NOTICE]
+    assert send_all(app, signed_post, ["@agent help"]) == [[RATE_LIMIT_NOTICE]]
+    assert send_all(app, signed_post, ["@agent help"], sender=BOB)[0] != [RATE_LIMIT_NOTICE]
 
 
 def test_unsigned_flood_with_a_victims_number_spends_none_of_their_budget(make_app, signed_post):
@@ -65,7 +65,7 @@ def test_unsigned_flood_with_a_victims_number_spends_none_of_their_budget(make_a
         )  # fmt: skip
         assert response.status_code == 403
     replies = send_all(app, signed_post, ["@agent help", "@agent help"])
-    assert NOTICE not in sum(replies, [])
+    assert RATE_LIMIT_NOTICE not in sum(replies, [])
 
 
 def test_refused_senders_spend_no_budget(make_app, signed_post):
@@ -73,7 +73,7 @@ def test_refused_senders_spend_no_budget(make_app, signed_post):
     for _ in range(3):
         send_all(app, signed_post, ["@agent help"], sender=ALICE)
     (reply,) = send_all(app, signed_post, ["@agent help"], sender="whatsapp:+15555550100")
-    assert reply != [NOTICE]
+    assert reply != [RATE_LIMIT_NOTICE]
 
 
 def test_health_is_exempt(make_app):
@@ -86,7 +86,7 @@ def test_redis_storage_is_shared_between_app_instances(make_app, signed_post, re
     two = limited_app(make_app, "2 per minute", ratelimit_storage_uri=redis_server.url)
     send_all(one, signed_post, ["@agent help"])
     send_all(two, signed_post, ["@agent help"])
-    assert send_all(one, signed_post, ["@agent help"]) == [[NOTICE]]
+    assert send_all(one, signed_post, ["@agent help"]) == [[RATE_LIMIT_NOTICE]]
     assert one.test_client().get("/health").get_json()["components"]["rate_limit"] == {
         "backend": "redis", "ok": True,
         "latency_ms": pytest.approx(0, abs=1000),
@@ -103,8 +103,8 @@ def test_redis_outage_falls_back_to_memory_and_says_so(make_app, signed_post, re
             started = time.monotonic()
             replies = send_all(app, signed_post, ["@agent UNEA attendees?"] * 5)
         # No request failed; limiting went on in this process's memory.
-        assert all(r for r in replies[:3]) and NOTICE not in sum(replies[:3], [])
-        assert replies[3] == [NOTICE]
+        assert all(r for r in replies[:3]) and RATE_LIMIT_NOTICE not in sum(replies[:3], [])
+        assert replies[3] == [RATE_LIMIT_NOTICE]
         assert time.monotonic() - started < 10
         assert "falling back to in-memory storage" in caplog.text
         report = client.get("/health").get_json()
@@ -159,9 +159,9 @@ def test_gunicorn_workers_share_one_limit_through_redis(tmp_path, redis_server):
                 except OSError:  # connection refused while the workers boot
                     time.sleep(0.1)
             assert len(replies) == i + 1
-        answered = [r for r in replies if "<Message>" in r and NOTICE not in r]
+        answered = [r for r in replies if "<Message>" in r and RATE_LIMIT_NOTICE not in r]
         assert len(answered) == 4
-        assert sum(NOTICE in r for r in replies) == 1
+        assert sum(RATE_LIMIT_NOTICE in r for r in replies) == 1
     finally:
         server.terminate()
         server.wait(timeout=30)
