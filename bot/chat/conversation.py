@@ -13,8 +13,9 @@ from bot.answer.extractive import ExtractiveAnswerer
 from bot.chat.access import AccessPolicy
 from bot.chat.cache import AnswerCache
 from bot.chat.commands import parse_command, parse_rating
+from bot.chat.degrade import without_history
 from bot.chat.mention import find_mention
-from bot.chat.runner import CommandHistory, CommandRunner, safe
+from bot.chat.runner import CommandHistory, CommandRunner
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.followup import search_query
@@ -89,16 +90,18 @@ class ConversationHandler:
             logger.exception("unexpected error handling a message from %s", mask(msg))
             self.metrics.incr("errors")
             if owned:
-                safe(None, lambda: self.history.release(msg.message_sid))
+                without_history(None, lambda: self.history.release(msg.message_sid))
             return Reply(SORRY, kind="error")
         if owned:
-            safe(None, lambda: self.history.complete(msg.message_sid, reply.text, deadline))
+            without_history(
+                None, lambda: self.history.complete(msg.message_sid, reply.text, deadline)
+            )
         return reply
 
     def notice_due(self, sender: str, kind: str, deadline: Deadline) -> bool:
         """True at most once per 24 h per sender and kind (hints, refusals)."""
         # Without the store we cannot remember: one notice too many beats silence.
-        return safe(
+        return without_history(
             True, lambda: self.history.notice_due(sender, kind, NOTICE_EVERY_SECONDS, deadline)
         )
 
@@ -149,7 +152,7 @@ class ConversationHandler:
         if len(question) > limit:
             question, note = question[:limit], TRUNCATED_NOTE.format(n=limit)
         history_size = self.settings.max_conversation_history
-        turns: list[Turn] | None = safe(
+        turns: list[Turn] | None = without_history(
             None, lambda: self.history.recent(msg.conversation, history_size, deadline)
         )
         # Only a first turn may use the cache: a follow-up depends on its conversation (and
@@ -178,7 +181,7 @@ class ConversationHandler:
             fallback_reason=answer.fallback_reason,
             latency_ms=round(elapsed * 1000, 1),
         )
-        safe(None, lambda: self.history.append_exchange(exchange, deadline))
+        without_history(None, lambda: self.history.append_exchange(exchange, deadline))
         self.metrics.incr("answers")
         self.metrics.observe(elapsed)
         logger.info(

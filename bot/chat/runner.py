@@ -15,6 +15,7 @@ from bot.chat.commands import (
     sources_text,
     team_stats_text,
 )
+from bot.chat.degrade import without_history
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable
 from bot.history.store import Conversations, Notices, TeamLog
@@ -45,15 +46,6 @@ RATING_TEXT = {"up": "👍", "down": "👎"}
 
 class CommandHistory(Conversations, Notices, TeamLog, Protocol):
     """What the commands need from history: turns, confirmations, the team's log."""
-
-
-def safe(default: T, operation: Callable[[], T]) -> T:
-    """Run a history operation; on HistoryUnavailable log one line and use `default`."""
-    try:
-        return operation()
-    except HistoryUnavailable as exc:
-        logger.warning("history unavailable: %s", exc)
-        return default
 
 
 class CommandRunner:
@@ -92,7 +84,7 @@ class CommandRunner:
 
     # -- the commands ------------------------------------------------------------------
     def _reset(self, msg: InboundMessage, text: str, deadline: Deadline) -> str:
-        cleared = safe(None, lambda: self.history.clear(msg.conversation, deadline))
+        cleared = without_history(None, lambda: self.history.clear(msg.conversation, deadline))
         return MEMORY_DOWN if cleared is None else RESET_DONE
 
     def _sources(self, msg: InboundMessage, text: str, deadline: Deadline) -> str:
@@ -105,9 +97,11 @@ class CommandRunner:
     def _stats(self, msg: InboundMessage, text: str, deadline: Deadline) -> str:
         """The team's usage for admins, the sender's own counters for everyone else."""
         if self.access.is_admin(msg.sender):
-            stats = safe(None, lambda: self.history.stats(STATS_DAYS, STATS_TOP, deadline))
+            stats = without_history(
+                None, lambda: self.history.stats(STATS_DAYS, STATS_TOP, deadline)
+            )
             return MEMORY_DOWN if stats is None else team_stats_text(stats)
-        usage = safe(None, lambda: self.history.usage(msg.sender, deadline))
+        usage = without_history(None, lambda: self.history.usage(msg.sender, deadline))
         return MEMORY_DOWN if usage is None else member_stats_text(usage)
 
     def _feedback(self, msg: InboundMessage, text: str, deadline: Deadline) -> str:
@@ -122,10 +116,10 @@ class CommandRunner:
             )
             return FEEDBACK_THANKS
 
-        return safe(MEMORY_DOWN, store)
+        return without_history(MEMORY_DOWN, store)
 
     def _rate(self, msg: InboundMessage, rating: str, deadline: Deadline) -> str:
-        text = safe(MEMORY_DOWN, lambda: self._record_rating(msg, rating, deadline))
+        text = without_history(MEMORY_DOWN, lambda: self._record_rating(msg, rating, deadline))
         return text or NOTHING_TO_RATE.format(trigger=self.trigger)
 
     def _record_rating(self, msg: InboundMessage, rating: str, deadline: Deadline) -> str:
@@ -141,7 +135,7 @@ class CommandRunner:
 
     def _ask_to_forget(self, msg: InboundMessage, text: str, deadline: Deadline) -> str:
         """Step one of `forget me`: nothing is deleted until the sender confirms."""
-        asked = safe(
+        asked = without_history(
             False,
             lambda: self.history.request_confirmation(msg.sender, "forget", deadline) or True,
         )
@@ -151,7 +145,7 @@ class CommandRunner:
 
     def _forget(self, msg: InboundMessage, text: str, deadline: Deadline) -> str:
         """Step two: with a fresh confirmation request, delete; without one, ask (again)."""
-        confirmed = safe(
+        confirmed = without_history(
             None,
             lambda: self.history.confirm(msg.sender, "forget", FORGET_CONFIRM_SECONDS, deadline),
         )
@@ -162,7 +156,7 @@ class CommandRunner:
         # This very delivery keeps its id (anonymised): a redelivery repeats the reply, a
         # later replay gets none, and once the id is pruned a replay finds no confirmation
         # request and asks again, which deletes nothing.
-        gone = safe(None, lambda: self.history.forget(msg.sender))
+        gone = without_history(None, lambda: self.history.forget(msg.sender))
         if gone is None:
             return MEMORY_DOWN
         logger.info("forgot %s at their request (%d rows)", mask_number(msg.sender), gone)
