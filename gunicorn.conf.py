@@ -5,9 +5,10 @@ computing, so a few processes with many threads each (gthread) serve far more
 conversations than one process per core would.
 """
 
-import os
+import sys
+from dataclasses import replace
 
-from bot.settings import ConfigError, exit_for, load_settings
+from bot.settings import ConfigError, exit_for, load_settings, shared_limits_warning
 
 # The configuration is checked here, in the master, before the port is bound: a wrong value
 # stops gunicorn with its one line instead of workers failing (and being respawned) forever.
@@ -21,11 +22,11 @@ except ConfigError as exc:
 bind = f"0.0.0.0:{settings.port}"
 worker_class = "gthread"
 # Two workers with 32 threads fit a 512 MB instance (~70 MB each) and hold 64 replies in flight.
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+workers = settings.web_concurrency or 2
+threads = settings.gunicorn_threads
 # The reply budget is at most 14 s (Twilio gives up at 15 s); a worker silent for longer
 # than this is stuck, not busy.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = settings.gunicorn_timeout
 # On SIGTERM (a deploy), in-flight requests get this long to finish their replies.
 graceful_timeout = 20
 keepalive = 5
@@ -33,8 +34,8 @@ accesslog = "-"
 errorlog = "-"
 # Access lines carry no query string or body, so no phone number reaches them.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
-# The app warns when rate limits live in one process's memory but several workers run.
-os.environ.setdefault("WEB_CONCURRENCY", str(workers))
+if warning := shared_limits_warning(replace(settings, web_concurrency=workers)):
+    print(f"WARNING {warning}", file=sys.stderr, flush=True)
 
 
 def post_fork(server, worker):

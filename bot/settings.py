@@ -85,7 +85,9 @@ class Settings:
     log_level: str = "INFO"
     log_file: str = ""  # "" means DATA_DIR/whatsapp_agent.log
     port: int = 8000
-    gunicorn_threads: int = 32  # as gunicorn.conf.py defaults it; sizes the model's HTTP pool
+    gunicorn_threads: int = 32  # threads per gunicorn worker; also sizes the model's HTTP pool
+    web_concurrency: int = 0  # gunicorn worker processes; 0: not set (gunicorn.conf.py: 2)
+    gunicorn_timeout: int = 30  # seconds before gunicorn restarts a silent worker
     warnings: tuple[str, ...] = field(default=(), compare=False)
     # (variable, ".env" path or "environment") for each variable that set a value
     origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -93,6 +95,11 @@ class Settings:
     def origin(self, variable: str) -> str:
         """Where a variable's value came from, for error lines ("environment" by default)."""
         return dict(self.origins).get(variable, "environment")
+
+    @property
+    def workers(self) -> int:
+        """The worker processes this deployment runs (1 unless WEB_CONCURRENCY says)."""
+        return self.web_concurrency or 1
 
     def secrets(self) -> tuple[str, ...]:
         """The secret values set, for the log redactor (see SECRET_FIELDS)."""
@@ -344,6 +351,9 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "LOG_FILE": ("log_file", _text),
     "PORT": ("port", _int(1, 65535)),
     "GUNICORN_THREADS": ("gunicorn_threads", _int(1, 1000)),
+    "WEB_CONCURRENCY": ("web_concurrency", _int(1, 64)),
+    # Above the reply budget (at most 14 s): a worker silent for longer is stuck, not busy.
+    "GUNICORN_TIMEOUT": ("gunicorn_timeout", _int(15, 3600)),
     # The access lists, so phone numbers need not be committed to git in config.json.
     "ALLOWED_SENDERS": ("allowed_senders", _comma_list(_senders)),
     "ADMIN_SENDERS": ("admin_senders", _comma_list(_admins)),
@@ -474,6 +484,16 @@ def load_settings(
         )
         values["response_timeout_seconds"] = MAX_RESPONSE_SECONDS
     return Settings(**values, warnings=tuple(warnings), origins=tuple(origins.items()))
+
+
+def shared_limits_warning(settings: Settings) -> str:
+    """Why rate limits are not shared, when memory:// meets several workers; "" otherwise."""
+    if settings.ratelimit_storage_uri.startswith("memory") and settings.workers > 1:
+        return (
+            f"rate limits in memory with {settings.workers} workers: each counts alone; "
+            "set RATELIMIT_STORAGE_URI=redis://... to share them"
+        )
+    return ""
 
 
 def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:

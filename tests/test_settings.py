@@ -100,6 +100,8 @@ INVALID_ENV = [
     ("PORT", "70000", "1 to 65535"),
     ("GUNICORN_THREADS", "many", "whole number"),
     ("GUNICORN_THREADS", "0", "1 to 1000"),
+    ("WEB_CONCURRENCY", "two", "whole number"),
+    ("GUNICORN_TIMEOUT", "10", "15 to 3600"),
     ("ALLOWED_SENDERS", "+447700900123, 07700 900124", "E.164 numbers"),
     ("ADMIN_SENDERS", "+447700900123,*", '"*" not allowed'),
 ]

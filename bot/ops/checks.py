@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from urllib.parse import urlsplit
 
 from bot.deadline import Deadline
 from bot.knowledge.catalog import SAMPLE_FOLDER, bundled_sample
+from bot.settings import shared_limits_warning
 from bot.web.blueprint import WEBHOOK_PATH
 from bot.web.services import Services, storage_health
 
@@ -143,13 +143,8 @@ def _access(services: Services) -> Iterator[Finding]:
 
 def _limits_and_budget(services: Services) -> Iterator[Finding]:
     settings = services.settings
-    workers = int(os.environ.get("WEB_CONCURRENCY", "1") or 1)
-    if settings.ratelimit_storage_uri.startswith("memory") and workers > 1:
-        yield Finding(
-            "warning",
-            f"rate limits in memory with {workers} workers: each counts "
-            "alone; set RATELIMIT_STORAGE_URI=redis://...",
-        )
+    if warning := shared_limits_warning(settings):
+        yield Finding("warning", warning)
     if settings.response_timeout_seconds >= 13:
         yield Finding(
             "warning",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import cast
 
@@ -64,12 +63,4 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         RATELIMIT_KEY_PREFIX="whatsapp-bot",
         RATELIMIT_STRATEGY="moving-window",
     )
-    limiter = Limiter(key_func=_sender_key, app=app, default_limits=[])
-    workers = int(os.environ.get("WEB_CONCURRENCY", "1") or 1)
-    if settings.ratelimit_storage_uri.startswith("memory") and workers > 1:
-        logger.warning(
-            "rate limits use memory:// with %d workers: each worker counts on its own; "
-            "set RATELIMIT_STORAGE_URI=redis://... to share them",
-            workers,
-        )
-    return limiter
+    return Limiter(key_func=_sender_key, app=app, default_limits=[])

@@ -125,9 +125,8 @@ def test_warnings_are_lines_but_exit_0(make_app, overrides, expected):
     assert any(line.startswith("WARNING") and expected in line for line in lines), lines
 
 
-def test_memory_rate_limits_with_several_workers_warn(make_app, monkeypatch):
-    monkeypatch.setenv("WEB_CONCURRENCY", "3")
-    code, lines = check(make_app)
+def test_memory_rate_limits_with_several_workers_warn(make_app):
+    code, lines = check(make_app, web_concurrency=3)
     assert code == 0
     assert any("rate limits in memory with 3 workers" in line for line in lines)
 

@@ -122,6 +122,8 @@ def test_gunicorn_conf_serves_signed_requests_and_drains_on_sigterm(tmp_path, mi
         output = server.stdout.read()
         server.stdout.close()
     assert "Booting worker" in output
+    # memory:// rate limits with 2 workers: said once, by the master, at start.
+    assert output.count("WARNING rate limits in memory with 2 workers") == 1
     assert '"POST /whatsapp/webhook" 200' in output  # the access log went to stdout
 
 
