@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.models import Turn
+from bot.text import STOPWORDS
 
 # Words that point back at something said before: their referent is in an earlier turn.
 _ANAPHORA = {
@@ -30,56 +31,8 @@ _ANAPHORA = {
     "earlier",
     "previous",
 }
-_FILLER = {
-    "what",
-    "why",
-    "how",
-    "who",
-    "when",
-    "where",
-    "which",
-    "was",
-    "were",
-    "is",
-    "are",
-    "did",
-    "do",
-    "does",
-    "the",
-    "a",
-    "an",
-    "and",
-    "or",
-    "of",
-    "to",
-    "in",
-    "on",
-    "for",
-    "about",
-    "we",
-    "you",
-    "i",
-    "me",
-    "so",
-    "ok",
-    "okay",
-    "more",
-    "tell",
-    "can",
-    "could",
-    "please",
-    "decided",
-    "decide",
-    "mean",
-    "say",
-    "said",
-    "with",
-    "be",
-    "been",
-    "has",
-    "have",
-    "had",
-}
+# Words that name no topic: the one stopword list, plus how people ask for a reason.
+_FILLER = STOPWORDS | {"decide", "decided", "mean", "ok", "okay"}
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_BORROWED_TURNS = 3
 

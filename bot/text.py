@@ -52,3 +52,23 @@ def mask_number(value: str) -> str:
     if len(digits) <= 7:
         return "***"
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+# The one stopword list: words that carry no topic, in the languages teams ask in (English,
+# Spanish, French), plus the bot's own names. Retrieval drops them from queries, extractive
+# answers from the words they match on, follow-up detection from what names a topic.
+STOPWORDS = frozenset(
+    """
+    a about above after again all also am an and any are as at be because been before
+    being below between both but by can could did do does doing done down during each
+    else few for from further had has have having he her here hers him his how i if in
+    into is it its itself just me might more most my no nor not now of off on once only or
+    other our ours out over own please same she should so some such tell than that the
+    their theirs them then there these they this those through to too under until up us
+    very was we were what when where which while who whom whose why will with would you
+    your yours know say said thanks thank hi hello hey agent bot
+    el la los las un una unos unas de del y o que en por para con se es son como qué
+    quién cuándo dónde le les lo al su sus
+    une des du et ou qui quoi pour avec est sont dans sur au aux
+    """.split()
+)

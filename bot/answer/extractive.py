@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bot.deadline import Deadline
 from bot.followup import search_query
 from bot.models import Answer, Passage, Turn
+from bot.text import STOPWORDS
 from bot.texts import EXCERPTS_INTRO, MODEL_UNAVAILABLE, NOTHING_FOUND
 
 logger = logging.getLogger(__name__)
@@ -25,21 +26,6 @@ WRAPPED_LINE_CHARS = 60
 RELEVANCE_FLOOR = 0.3
 BORROWED_WEIGHT = 0.7
 
-STOPWORDS = frozenset(
-    """
-    a about above after again all also am an and any are as at be because been before
-    being below between both but by can could did do does doing done down during each
-    else few for from further had has have having he her here hers him his how i if in
-    into is it its itself just me more most my no nor not now of off on once only or
-    other our ours out over own same she should so some such than that the their them
-    then there these they this those through to too under until up very was we were what
-    when where which while who whom whose why will with would you your yours
-    tell know say said please thanks thank hi hello hey agent bot
-    el la los las un una unos unas de del y o que en por para con se es son como qué
-    quién cuándo dónde le les lo al su sus
-    le la les un une des du de et ou que qui quoi en pour avec est sont dans sur au aux
-    """.split()
-)
 
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?…])\s+")

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import re
 
+from bot.text import STOPWORDS
+
 MAX_TERMS = 32  # a pasted essay should not become a 500-term OR query
 # Words of 6+ letters are queried as prefixes of their Porter stem (FTS5 stems the prefix
 # too): "attended" -> attend* also finds "attendees" (stem "attende"), "organisation"
 # finds "organisations". Shorter stems ("use" -> us*) would match unrelated words.
 PREFIX_MIN_CHARS = 6
 
-STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be been before being
-    between both but by can could did do does doing done during each few for from had has
-    have having he her here hers him his how i if in into is it its itself just me might
-    more most my no nor not of off on once only or other our ours out over own please
-    same she should so some such tell than that the their theirs them then there these
-    they this those through to too under until up us very was we were what when where
-    which while who whom why will with would you your yours""".split()
-)
 # How people ask about meetings ("summarise the discussion about X", "what did Tom say
 # about X"), not what they ask about: as rare words they would otherwise outweigh X.
 REQUEST_WORDS = frozenset(

@@ -20,7 +20,8 @@ from typing import Any
 
 from bot.knowledge.graph.rank import rarest
 from bot.knowledge.graph.schema import GraphSchema, Statement, quote, vector_literal
-from bot.knowledge.graph.text import STOPWORDS, redisearch_query, redisearch_terms
+from bot.knowledge.graph.text import redisearch_query, redisearch_terms
+from bot.text import STOPWORDS
 
 # Our query stopwords plus the fillers of spoken transcripts.
 INDEX_STOPWORDS = STOPWORDS | frozenset("uh um mm hmm mhm yeah okay ok oh ah".split())

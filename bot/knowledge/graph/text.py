@@ -12,7 +12,7 @@ import re
 from collections.abc import Hashable, Iterable, Sequence
 from typing import TypeVar
 
-from bot.knowledge.fts_query import STOPWORDS  # one stopword list for every store
+from bot.text import STOPWORDS  # the one stopword list
 
 K = TypeVar("K", bound=Hashable)
 
