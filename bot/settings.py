@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from bot.text import normalise_number
+from bot import config_values as v
 
 logger = logging.getLogger(__name__)
 
 # Twilio abandons a webhook after 15 s, connect time included; keep a second in hand.
 MAX_RESPONSE_SECONDS = 14.0
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The Settings fields that hold secrets: never shown in errors, logs or /health.
 SECRET_FIELDS = ("twilio_auth_token", "mistral_api_key", "neo4j_password", "database_url")
 
@@ -111,252 +108,73 @@ class Settings:
         return not self.twilio_auth_token
 
 
-# --- value checkers: each returns the clean value or raises ValueError(what is allowed) ---
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    raise ValueError("true or false")
-
-
-def _int(low: int, high: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"a whole number from {low} to {high}")
-        return value
-
-    return check
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("a number of seconds greater than 0 (at most 14)")
-    if value <= 0:
-        raise ValueError("a number of seconds greater than 0 (at most 14)")
-    return float(value)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError("a string")
-    return value.strip()
-
-
-def _nonempty(value: Any) -> str:
-    text = _text(value)
-    if not text:
-        raise ValueError("a non-empty string")
-    return text
-
-
-# Schemes whose URL names no host: flask-limiter's per-process storage is "memory://".
-HOSTLESS_SCHEMES = ("memory",)
-
-
-def _url(*schemes: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        text = _text(value)
-        if not text:
-            return ""
-        allowed = f"a URL starting with {' or '.join(s + '://' for s in schemes)}"
-        try:
-            parts = urlsplit(text)
-        except ValueError:  # e.g. an unbalanced "[" in the host
-            raise ValueError(allowed) from None
-        hostless = parts.scheme in HOSTLESS_SCHEMES and text == f"{parts.scheme}://"
-        if parts.scheme not in schemes or not (parts.netloc or hostless):
-            raise ValueError(allowed)
-        return text if hostless else text.rstrip("/")
-
-    return check
-
-
-def _public_base_url(value: Any) -> str:
-    text = _url("https", "http")(value)
-    if text and (urlsplit(text).query or urlsplit(text).fragment):
-        raise ValueError("a base URL without query or fragment, e.g. https://bot.example.com")
-    return text
-
-
-def _trigger_words(value: Any) -> tuple[str, ...]:
-    """Words or phrases ("hey agent"): a phrase's inner whitespace becomes one space."""
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
-        raise ValueError('a non-empty list of words or phrases, e.g. ["@agent", "hey agent"]')
-    words = tuple(" ".join(w.split()) for w in value)
-    if not words or not all(words):
-        raise ValueError('a non-empty list of words or phrases, e.g. ["@agent", "hey agent"]')
-    return tuple(dict.fromkeys(words))
-
-
-def _log_level(value: Any) -> str:
-    text = _text(value).upper()
-    if text not in LOG_LEVELS:
-        raise ValueError("one of " + ", ".join(LOG_LEVELS))
-    return text
-
-
-def _whatsapp_number(value: Any) -> str:
-    text = _text(value)
-    bare = text.removeprefix("whatsapp:")
-    if text and not (bare.startswith("+") and bare[1:].isdigit() and 8 <= len(bare) <= 16):
-        raise ValueError('an E.164 number such as "whatsapp:+14155238886"')
-    return text
-
-
-# Channels a sender entry may name; a number without one is a WhatsApp number.
-SENDER_CHANNELS = ("whatsapp", "sms")
-
-
-def _sender(value: Any) -> str:
-    """'whatsapp:+44 7700-900123' or '+44 7700-900123' -> 'whatsapp:+447700900123',
-    'sms:+44...' stays an SMS sender; '*' stays '*'."""
-    text = _text(value)
-    if text == "*":
-        return text
-    number = normalise_number(text)
-    channel, _, bare = number.partition(":")
-    e164 = bare.startswith("+") and bare[1:].isdigit() and 8 <= len(bare) <= 16
-    if channel not in SENDER_CHANNELS or not e164:
-        raise ValueError(
-            'E.164 numbers such as "+447700900123" (WhatsApp) or "sms:+447700900123"'
-            ' (or "*" for every WhatsApp sender)'
-        )
-    return number
-
-
-def _senders(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ValueError('a list of E.164 numbers such as ["+447700900123"], or ["*"]')
-    return tuple(dict.fromkeys(_sender(v) for v in value))
-
-
-def _admins(value: Any) -> tuple[str, ...]:
-    admins = _senders(value)
-    if "*" in admins:
-        raise ValueError('a list of E.164 numbers such as ["+447700900123"] ("*" not allowed)')
-    return admins
-
-
-def _comma_list(check: Callable[[Any], tuple[str, ...]]) -> Callable[[Any], tuple[str, ...]]:
-    """A comma-separated variable ("+44 7700 900123, sms:+1 555 0100") checked as a list."""
-    return lambda value: check([part for part in str(value).split(",") if part.strip()])
-
-
-def _rate_limit(value: Any) -> str:
-    from limits import parse_many  # flask-limiter's own parser, so both agree on the syntax
-
-    text = _text(value)
-    try:
-        if text and parse_many(text):
-            return text
-    except ValueError:
-        pass
-    raise ValueError('limits such as "6 per minute; 100 per day"')
-
-
-def _choice(*options: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        text = _text(value).lower()
-        if text not in options:
-            raise ValueError("one of " + ", ".join(f'"{option}"' for option in options))
-        return text
-
-    return check
-
-
-def _identifier(value: Any) -> str:
-    """A label, property or index name: it is written into Cypher, so only a plain name."""
-    text = _text(value)
-    plain = text[:1].isascii() and text[:1].isalpha() and len(text) <= 64
-    if not plain or not all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in text):
-        raise ValueError("a name of letters, digits and _ that starts with a letter")
-    return text
-
-
-def _retrieval_query(value: Any) -> str:
-    text = _text(value)
-    # The query's words, lower case: "c.text AS text," and "`score`" both count.
-    spaced = "".join(ch if ch.isalnum() or ch == "_" else " " for ch in text.lower())
-    if text and not {"return", "text", "source", "score"} <= set(spaced.split()):
-        raise ValueError('"" or a Cypher query that RETURNs text, source and score')
-    return text
-
-
 # config.json key -> (Settings field, checker). The seed product's keys come first.
 CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "twilio.account_sid": ("twilio_account_sid", _text),
-    "twilio.auth_token": ("twilio_auth_token", _text),
-    "twilio.whatsapp_number": ("whatsapp_number", _whatsapp_number),
-    "twilio.bot_trigger_words": ("trigger_words", _trigger_words),
-    "twilio.validate_signature": ("validate_signature", _bool),
-    "twilio.public_base_url": ("public_base_url", _public_base_url),
-    "whatsapp.max_conversation_history": ("max_conversation_history", _int(0, 1000)),
-    "whatsapp.response_timeout_seconds": ("response_timeout_seconds", _seconds),
-    "whatsapp.enable_group_chat": ("enable_group_chat", _bool),
-    "whatsapp.context_limit": ("context_limit", _int(1, 50)),
-    "whatsapp.require_mention": ("require_mention", _bool),
-    "whatsapp.max_reply_messages": ("max_reply_messages", _int(1, 10)),
-    "whatsapp.max_question_chars": ("max_question_chars", _int(20, 10000)),
-    "whatsapp.allowed_senders": ("allowed_senders", _senders),
-    "whatsapp.admin_senders": ("admin_senders", _admins),
-    "whatsapp.rate_limit": ("rate_limit", _rate_limit),
-    "whatsapp.answer_cache_ttl_seconds": ("answer_cache_ttl_seconds", _int(0, 31_536_000)),
-    "twilio.proxy_hops": ("proxy_hops", _int(0, 5)),
-    "mistral.api_key": ("mistral_api_key", _text),
-    "mistral.model": ("mistral_model", _nonempty),
-    "neo4j.uri": ("neo4j_uri", _url("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")),
-    "neo4j.user": ("neo4j_user", _text),
-    "neo4j.password": ("neo4j_password", _text),
-    "neo4j.database": ("neo4j_database", _text),
-    "neo4j.dialect": ("neo4j_dialect", _choice("auto", "neo4j", "falkordb")),
-    "neo4j.chunk_label": ("neo4j_chunk_label", _identifier),
-    "neo4j.document_label": ("neo4j_document_label", _identifier),
-    "neo4j.text_property": ("neo4j_text_property", _identifier),
-    "neo4j.embedding_property": ("neo4j_embedding_property", _identifier),
-    "neo4j.fulltext_index": ("neo4j_fulltext_index", _identifier),
-    "neo4j.vector_index": ("neo4j_vector_index", _identifier),
-    "neo4j.retrieval_query": ("neo4j_retrieval_query", _retrieval_query),
-    "neo4j.embeddings": ("neo4j_embeddings", _bool),
+    "twilio.account_sid": ("twilio_account_sid", v.string),
+    "twilio.auth_token": ("twilio_auth_token", v.string),
+    "twilio.whatsapp_number": ("whatsapp_number", v.whatsapp_number),
+    "twilio.bot_trigger_words": ("trigger_words", v.trigger_words),
+    "twilio.validate_signature": ("validate_signature", v.boolean),
+    "twilio.public_base_url": ("public_base_url", v.public_base_url),
+    "whatsapp.max_conversation_history": ("max_conversation_history", v.whole_number(0, 1000)),
+    "whatsapp.response_timeout_seconds": ("response_timeout_seconds", v.seconds),
+    "whatsapp.enable_group_chat": ("enable_group_chat", v.boolean),
+    "whatsapp.context_limit": ("context_limit", v.whole_number(1, 50)),
+    "whatsapp.require_mention": ("require_mention", v.boolean),
+    "whatsapp.max_reply_messages": ("max_reply_messages", v.whole_number(1, 10)),
+    "whatsapp.max_question_chars": ("max_question_chars", v.whole_number(20, 10000)),
+    "whatsapp.allowed_senders": ("allowed_senders", v.senders),
+    "whatsapp.admin_senders": ("admin_senders", v.admins),
+    "whatsapp.rate_limit": ("rate_limit", v.rate_limit),
+    "whatsapp.answer_cache_ttl_seconds": (
+        "answer_cache_ttl_seconds",
+        v.whole_number(0, 31_536_000),
+    ),
+    "twilio.proxy_hops": ("proxy_hops", v.whole_number(0, 5)),
+    "mistral.api_key": ("mistral_api_key", v.string),
+    "mistral.model": ("mistral_model", v.nonempty),
+    "neo4j.uri": (
+        "neo4j_uri",
+        v.url("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"),
+    ),
+    "neo4j.user": ("neo4j_user", v.string),
+    "neo4j.password": ("neo4j_password", v.string),
+    "neo4j.database": ("neo4j_database", v.string),
+    "neo4j.dialect": ("neo4j_dialect", v.choice("auto", "neo4j", "falkordb")),
+    "neo4j.chunk_label": ("neo4j_chunk_label", v.identifier),
+    "neo4j.document_label": ("neo4j_document_label", v.identifier),
+    "neo4j.text_property": ("neo4j_text_property", v.identifier),
+    "neo4j.embedding_property": ("neo4j_embedding_property", v.identifier),
+    "neo4j.fulltext_index": ("neo4j_fulltext_index", v.identifier),
+    "neo4j.vector_index": ("neo4j_vector_index", v.identifier),
+    "neo4j.retrieval_query": ("neo4j_retrieval_query", v.retrieval_query),
+    "neo4j.embeddings": ("neo4j_embeddings", v.boolean),
 }
 
 # Environment variable -> (Settings field, checker); these override config.json.
 ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "TWILIO_ACCOUNT_SID": ("twilio_account_sid", _text),
-    "TWILIO_AUTH_TOKEN": ("twilio_auth_token", _text),
-    "PUBLIC_BASE_URL": ("public_base_url", _public_base_url),
-    "MISTRAL_API_KEY": ("mistral_api_key", _text),
-    "MISTRAL_SERVER_URL": ("mistral_server_url", _url("https", "http")),
-    "DATABASE_URL": ("database_url", _url("postgres", "postgresql")),
+    "TWILIO_ACCOUNT_SID": ("twilio_account_sid", v.string),
+    "TWILIO_AUTH_TOKEN": ("twilio_auth_token", v.string),
+    "PUBLIC_BASE_URL": ("public_base_url", v.public_base_url),
+    "MISTRAL_API_KEY": ("mistral_api_key", v.string),
+    "MISTRAL_SERVER_URL": ("mistral_server_url", v.url("https", "http")),
+    "DATABASE_URL": ("database_url", v.url("postgres", "postgresql")),
     "NEO4J_URI": CONFIG_KEYS["neo4j.uri"],
-    "NEO4J_USER": ("neo4j_user", _text),
-    "NEO4J_PASSWORD": ("neo4j_password", _text),
-    "NEO4J_DATABASE": ("neo4j_database", _text),
-    "RATELIMIT_STORAGE_URI": ("ratelimit_storage_uri", _url("memory", "redis", "rediss")),
-    "DATA_DIR": ("data_dir", _nonempty),
-    "LOG_LEVEL": ("log_level", _log_level),
-    "LOG_FILE": ("log_file", _text),
-    "PORT": ("port", _int(1, 65535)),
-    "GUNICORN_THREADS": ("gunicorn_threads", _int(1, 1000)),
-    "WEB_CONCURRENCY": ("web_concurrency", _int(1, 64)),
+    "NEO4J_USER": ("neo4j_user", v.string),
+    "NEO4J_PASSWORD": ("neo4j_password", v.string),
+    "NEO4J_DATABASE": ("neo4j_database", v.string),
+    "RATELIMIT_STORAGE_URI": ("ratelimit_storage_uri", v.url("memory", "redis", "rediss")),
+    "DATA_DIR": ("data_dir", v.nonempty),
+    "LOG_LEVEL": ("log_level", v.log_level),
+    "LOG_FILE": ("log_file", v.string),
+    "PORT": ("port", v.whole_number(1, 65535)),
+    "GUNICORN_THREADS": ("gunicorn_threads", v.whole_number(1, 1000)),
+    "WEB_CONCURRENCY": ("web_concurrency", v.whole_number(1, 64)),
     # Above the reply budget (at most 14 s): a worker silent for longer is stuck, not busy.
-    "GUNICORN_TIMEOUT": ("gunicorn_timeout", _int(15, 3600)),
+    "GUNICORN_TIMEOUT": ("gunicorn_timeout", v.whole_number(15, 3600)),
     # The access lists, so phone numbers need not be committed to git in config.json.
-    "ALLOWED_SENDERS": ("allowed_senders", _comma_list(_senders)),
-    "ADMIN_SENDERS": ("admin_senders", _comma_list(_admins)),
+    "ALLOWED_SENDERS": ("allowed_senders", v.comma_list(v.senders)),
+    "ADMIN_SENDERS": ("admin_senders", v.comma_list(v.admins)),
 }
 # config.json keys that hold a secret: they work, with a warning to move them.
 SECRET_KEYS = tuple(key for key, (name, _) in CONFIG_KEYS.items() if name in SECRET_FIELDS)
@@ -466,7 +284,7 @@ def load_settings(
     if not values.get("public_base_url") and RENDER_URL_VARIABLE in env:
         raw, origin = env[RENDER_URL_VARIABLE]
         try:
-            values["public_base_url"] = _public_base_url(raw)
+            values["public_base_url"] = v.public_base_url(raw)
         except ValueError as exc:
             raise ConfigError(
                 f"{origin}: {RENDER_URL_VARIABLE} = {raw!r}: expected {exc}"
