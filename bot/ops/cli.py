@@ -88,7 +88,7 @@ def chat_command(text: tuple[str, ...], sender: str, url: str | None) -> None:
         target = (settings.public_base_url or "http://localhost") + WEBHOOK_PATH
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if settings.local_mode:
-        # The secret a local-mode server in this data directory expects (bot/security.py).
+        # The secret a local-mode server in this data directory expects (bot/web/security.py).
         headers[LOCAL_TOKEN_HEADER] = local_token(settings.data_dir)
     if settings.twilio_auth_token:
         signed = (settings.public_base_url + WEBHOOK_PATH) if settings.public_base_url else target

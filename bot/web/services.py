@@ -71,7 +71,7 @@ class Services:
     handler: ConversationHandler
     access: AccessPolicy
     limiter: Limiter | None = None  # set once the webhook view is registered
-    local_token: str = ""  # local mode's secret (bot/security.py); "" with a Twilio token
+    local_token: str = ""  # local mode's secret (bot/web/security.py); "" with a Twilio token
     started_at: float = field(default_factory=time.time)
 
     def health(self) -> dict:

@@ -64,7 +64,7 @@ class FalkorDialect:
     node_id = "id(c)"
     list_indexes = "CALL db.indexes() YIELD label, properties, types RETURN label, types"
     max_statement_bytes = MAX_STATEMENT_BYTES
-    rerank = True  # its score cannot rank: see graph_rank.py
+    rerank = True  # its score cannot rank: see rank.py
 
     def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
         """How many chunks hold each term, and how many chunks there are."""
@@ -80,7 +80,7 @@ class FalkorDialect:
 
     def fulltext_query(self, text: str, frequencies: list[dict] | None = None) -> str:
         """Escaped RediSearch terms joined by `|` (OR); with `frequencies`, only the rarest
-        terms, whose chunks the store then ranks itself (see graph_rank.py)."""
+        terms, whose chunks the store then ranks itself (see rank.py)."""
         if frequencies:
             return "|".join(rarest({row["term"]: int(row["frequency"]) for row in frequencies}))
         return redisearch_query(text)

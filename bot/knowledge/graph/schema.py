@@ -89,7 +89,7 @@ class Dialect(Protocol):
     node_id: str  # Cypher for `c`'s identity (returned at creation, used to set vectors)
     list_indexes: str | None  # lists existing indexes; None when IF NOT EXISTS suffices
     max_statement_bytes: int | None  # query + rendered parameters, when the server has a cap
-    rerank: bool  # full-text candidates are ranked by graph_rank.bm25, not by the engine
+    rerank: bool  # full-text candidates are ranked by rank.bm25, not by the engine
 
     def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
         """A statement returning rows of {term, chunks, frequency}, if the engine needs them."""

@@ -56,7 +56,7 @@ def search_hits(
 
 
 def _ranked(frequencies: list[dict], rows: list[dict]) -> list[dict]:
-    """Full-text candidates in BM25 order (see graph_rank.py)."""
+    """Full-text candidates in BM25 order (see rank.py)."""
     counts = {str(r["term"]): int(r["frequency"]) for r in frequencies}
     chunks = max([int(r["chunks"]) for r in frequencies] + [len(rows)])
     return [row for row, _ in bm25(list(counts), counts, chunks, rows)]

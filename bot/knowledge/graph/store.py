@@ -1,6 +1,6 @@
 """The graph knowledge store: Neo4j or FalkorDB over Bolt, full-text + vector + fusion.
 
-One store, one small dialect switch (cypher_neo4j.py, cypher_falkordb.py) for index DDL
+One store, one small dialect switch (dialect_neo4j.py, dialect_falkordb.py) for index DDL
 and the search procedures. Retrieval is full-text always and vector search when chunks
 carry embeddings and an embedder is configured, fused by reciprocal rank. Every failure
 of the server or the driver becomes KnowledgeUnavailable, so the use case degrades.

@@ -17,7 +17,7 @@ from bot.text import STOPWORDS  # the one stopword list
 K = TypeVar("K", bound=Hashable)
 
 MAX_TERMS = 32  # a pasted essay should not become a 500-term OR query
-# FalkorDB pastes query parameters into a ~4 KB buffer (see cypher_falkordb.py).
+# FalkorDB pastes query parameters into a ~4 KB buffer (see dialect_falkordb.py).
 MAX_QUERY_BYTES = 1500
 MAX_TERM_BYTES = 100
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
