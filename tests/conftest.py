@@ -1,8 +1,8 @@
-"""Shared fixtures: app factories, Twilio-signed requests, the Mistral stand-in."""
+"""Shared fixtures: app factories, Twilio-signed requests, the Mistral stand-in. The plain
+helpers and constants they use are in tests/support.py."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -10,58 +10,22 @@ from urllib.parse import urlencode
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from twilio.request_validator import RequestValidator
 
 from bot import create_app
+from bot.answer.extractive import ExtractiveAnswerer
+from bot.knowledge import open_knowledge_store
 from bot.knowledge.ingest import ingest_paths
 from bot.ops.cli import reply_texts
 from bot.settings import Settings
+from tests.fakes.answerers import FakeAnswerer
+from tests.fakes.knowledge import FakeKnowledge
 from tests.fakes.mistral_server import MistralStub
-from tests.knowledge.paths import QMSUM_DIR
 from tests.services import unavailable
 from tests.services.postgres import pg_cluster_url, pg_url, postgres, postgres_cluster  # noqa: F401
+from tests.support import ALICE, PUBLIC_URL, QMSUM_DIR, SAMPLE, TOKEN, WEBHOOK, sign, twilio_form
 
 # Throwaway servers, each started only when a test asks for it.
 pytest_plugins = ["tests.services.redis", "tests.services.falkordb", "tests.history.stores"]
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "knowledge" / "sample"
-TOKEN = "test-auth-token-0123456789abcdef"
-PUBLIC_URL = "https://bot.example.com"
-WEBHOOK = "/whatsapp/webhook"
-ALICE = "whatsapp:+447700900001"
-BOB = "whatsapp:+447700900002"
-
-_sids = itertools.count(1)
-
-
-def new_sid() -> str:
-    """A fresh, Twilio-shaped MessageSid."""
-    return f"SM{next(_sids):032x}"
-
-
-def twilio_form(body: str, sender: str = ALICE, **extra: str) -> dict[str, str]:
-    """An inbound WhatsApp webhook form as Twilio sends it."""
-    sid = extra.pop("MessageSid", None) or new_sid()
-    form = {
-        "MessageSid": sid,
-        "SmsMessageSid": sid,
-        "AccountSid": "AC" + "1" * 32,
-        "From": sender,
-        "To": "whatsapp:+14155238886",
-        "Body": body,
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "ProfileName": "Tester",
-        "WaId": sender.rpartition("+")[2],
-    }
-    form.update(extra)
-    return form
-
-
-def sign(url: str, form: dict[str, str], token: str = TOKEN) -> str:
-    """X-Twilio-Signature exactly as Twilio computes it."""
-    return RequestValidator(token).compute_signature(url, form)
 
 
 @pytest.fixture
@@ -96,11 +60,16 @@ def settings_for(tmp_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 def make_app(settings_for) -> Iterator[Callable[..., Flask]]:
-    """Factory: an app with the sample knowledge ingested; closed after the test."""
+    """Factory: an app with the sample knowledge ingested; closed after the test. Settings
+    are keyword overrides; `answerer`, `knowledge` and `history` replace the components the
+    settings would build (as create_app's own arguments do)."""
     apps: list[Flask] = []
 
-    def build(ingest: bool = True, **overrides) -> Flask:
-        app = create_app(settings_for(**overrides))
+    def build(
+        ingest: bool = True, *, answerer=None, knowledge=None, history=None, **overrides
+    ) -> Flask:
+        settings = settings_for(**overrides)
+        app = create_app(settings, answerer=answerer, knowledge=knowledge, history=history)
         app.config["TESTING"] = True
         if ingest:
             ingest_paths(app.extensions["bot"].knowledge, [str(SAMPLE)], progress=False)
@@ -110,6 +79,19 @@ def make_app(settings_for) -> Iterator[Callable[..., Flask]]:
     yield build
     for app in apps:
         app.extensions["bot"].close()
+
+
+@pytest.fixture
+def spied_app(make_app, settings_for) -> Callable[..., Flask]:
+    """Factory: make_app with spies (tests/fakes/) on the default answerer and knowledge
+    store without a model key; the app's handler.answerer and handler.knowledge."""
+
+    def build(ingest: bool = True, **overrides) -> Flask:
+        knowledge = FakeKnowledge(wraps=open_knowledge_store(settings_for(**overrides)))
+        answerer = FakeAnswerer(wraps=ExtractiveAnswerer())
+        return make_app(ingest, answerer=answerer, knowledge=knowledge, **overrides)
+
+    return build
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from benchmarks._common import percentile, write_section
-from tests.conftest import REPO
+from tests.support import REPO
 
 BENCHMARKS = REPO / "benchmarks"
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from bot.settings import CONFIG_KEYS, ENV_KEYS
-from tests.conftest import REPO
+from tests.support import REPO
 
 CONFIGURATION = REPO / "docs" / "CONFIGURATION.md"
 ENV_VARIABLES = sorted({*ENV_KEYS, "CONFIG_PATH"})  # CONFIG_PATH is read before the others

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from bot.settings import CONFIG_KEYS, ENV_KEYS, ConfigError, Settings, load_settings
-from tests.conftest import REPO
+from tests.support import REPO
 
 ENV_NAMES = sorted({*ENV_KEYS, "CONFIG_PATH"})  # CONFIG_PATH is read before the others
 SECTIONS = {key.split(".")[0] for key in CONFIG_KEYS}

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from bot.logs import LOG_FILE
-from tests.conftest import ALICE, BOB, PUBLIC_URL, TOKEN, WEBHOOK, sign, twilio_form
+from tests.support import ALICE, BOB, PUBLIC_URL, TOKEN, WEBHOOK, sign, twilio_form
 
 MISTRAL_KEY = "mistral-secret-key-4242"
 NEO4J_PASSWORD = "neo4j-secret-password"

@@ -17,6 +17,7 @@ from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.history.sqlite import SqliteHistoryStore
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
 from bot.sqlite_pool import PoolClosed, PoolTimeout, SqlitePool
+from tests.support import run_threads
 
 
 def wal(conn: sqlite3.Connection) -> None:
@@ -61,11 +62,7 @@ def test_many_threads_share_at_most_size_connections(path: str) -> None:
             except Exception as exc:  # collected: an assert in a thread would be lost
                 errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(work, 32)
     assert errors == []
     assert len(seen) == 4 and peak[0] == 4 and pool.opened == 4
     pool.close()

@@ -10,8 +10,7 @@ from bot.answer import FallbackAnswerer
 from bot.answer.mistral import MistralAnswerer
 from bot.models import Passage, Turn
 from tests.fakes.mistral_server import MistralStub
-
-API_KEY = "sk-test-0123456789abcdef"
+from tests.support import API_KEY
 
 
 @pytest.fixture

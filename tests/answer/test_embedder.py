@@ -12,8 +12,8 @@ from bot.answer.mistral import MistralEmbedder
 from bot.deadline import Deadline
 from bot.embedding import EMBEDDING_DIMENSIONS
 from bot.errors import EmbeddingFailed
-from tests.answer.conftest import API_KEY
 from tests.fakes.mistral_server import TRICKLE_MODES, MistralStub, embed
+from tests.support import API_KEY
 
 
 @pytest.fixture

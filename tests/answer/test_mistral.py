@@ -14,8 +14,8 @@ from bot.answer.mistral import MistralAnswerer
 from bot.answer.whatsapp import to_whatsapp
 from bot.deadline import Deadline
 from bot.errors import AnswerFailed
-from tests.answer.conftest import API_KEY
 from tests.fakes.mistral_server import TRICKLE_MODES, MistralStub
+from tests.support import API_KEY
 
 MARGIN = 0.5  # past the budget: scheduling on a loaded machine, never a slow server
 

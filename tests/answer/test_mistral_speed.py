@@ -14,7 +14,7 @@ from bot.answer.mistral.speed import speed_up_sdk
 from bot.answer.prompt import build_messages
 from bot.deadline import Deadline
 from bot.settings import ConfigError, Settings, load_settings
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def test_the_sdk_builds_each_pydantic_model_class_once(mistral):

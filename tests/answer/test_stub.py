@@ -10,8 +10,8 @@ import httpx2
 import pytest
 from mistralai.client import Mistral
 
-from tests.answer.conftest import API_KEY
 from tests.fakes.mistral_server import EMBEDDING_DIMENSIONS, MistralStub
+from tests.support import API_KEY
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

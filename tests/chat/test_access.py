@@ -8,29 +8,17 @@ import pytest
 
 from bot.chat.access import AccessPolicy, refusal_text
 from bot.settings import Settings
-from tests.conftest import ALICE, BOB, PUBLIC_URL, TOKEN, WEBHOOK, sign, twilio_form
-from tests.web.test_webhook import SpyAnswerer, reply_texts_of, stored_rows
-
-
-class SpyKnowledge:
-    """Wraps the app's knowledge store to count searches."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.backend, self.queries = inner, inner.backend, []
-
-    def search(self, query, k, deadline):
-        self.queries.append(query)
-        return self.inner.search(query, k, deadline)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
-def spied(app):
-    handler = app.extensions["bot"].handler
-    handler.answerer = SpyAnswerer(handler.answerer)
-    handler.knowledge = SpyKnowledge(handler.knowledge)
-    return handler
+from tests.support import (
+    ALICE,
+    BOB,
+    PUBLIC_URL,
+    TOKEN,
+    WEBHOOK,
+    reply_texts_of,
+    sign,
+    stored_rows,
+    twilio_form,
+)
 
 
 def ask(app, signed_post, body, sender):
@@ -43,9 +31,9 @@ def test_listed_sender_gets_answers(make_app, signed_post):
     assert "Amara Okafor" in reply
 
 
-def test_refused_sender_gets_one_reply_a_day_and_touches_nothing(make_app, signed_post):
-    app = make_app(allowed_senders=(ALICE,))
-    handler = spied(app)
+def test_refused_sender_gets_one_reply_a_day_and_touches_nothing(spied_app, signed_post):
+    app = spied_app(allowed_senders=(ALICE,))
+    handler = app.extensions["bot"].handler
     (first,) = ask(app, signed_post, "@agent who attended the UNEA meeting?", BOB)
     assert "+447700900002" in first and "allowed_senders" in first
     assert ask(app, signed_post, "@agent who attended the UNEA meeting?", BOB) == []
@@ -59,9 +47,9 @@ def test_star_admits_everyone(make_app, signed_post):
     assert "Amara Okafor" in ask(app, signed_post, "@agent UNEA attendees?", BOB)[0]
 
 
-def test_empty_list_admits_nobody_when_a_token_is_set(make_app, signed_post):
-    app = make_app(allowed_senders=())
-    handler = spied(app)
+def test_empty_list_admits_nobody_when_a_token_is_set(spied_app, signed_post):
+    app = spied_app(allowed_senders=())
+    handler = app.extensions["bot"].handler
     (reply,) = ask(app, signed_post, "@agent UNEA attendees?", ALICE)
     assert "allowed_senders" in reply
     assert handler.answerer.calls == []
@@ -71,9 +59,9 @@ ALICE_BY_SMS = ALICE.replace("whatsapp:", "")  # Twilio's SMS webhooks send bare
 
 
 @pytest.mark.parametrize("allowed", [(ALICE,), ("*",)])
-def test_an_sms_from_a_listed_whatsapp_number_is_another_sender(make_app, signed_post, allowed):
-    app = make_app(allowed_senders=allowed, admin_senders=(ALICE,))
-    handler = spied(app)
+def test_an_sms_from_a_listed_whatsapp_number_is_another_sender(spied_app, signed_post, allowed):
+    app = spied_app(allowed_senders=allowed, admin_senders=(ALICE,))
+    handler = app.extensions["bot"].handler
     ask(app, signed_post, "@agent who attended the UNEA meeting?", ALICE)
     assert len(handler.answerer.calls) == 1
     (reply,) = ask(app, signed_post, "@agent sources", ALICE_BY_SMS)
@@ -83,12 +71,12 @@ def test_an_sms_from_a_listed_whatsapp_number_is_another_sender(make_app, signed
     assert len(handler.answerer.calls) == 1 and len(handler.knowledge.queries) == 1
 
 
-def test_a_listed_sms_sender_has_a_history_of_its_own(make_app, signed_post):
-    app = make_app(allowed_senders=(ALICE, "sms:" + ALICE_BY_SMS))
+def test_a_listed_sms_sender_has_a_history_of_its_own(spied_app, signed_post):
+    app = spied_app(allowed_senders=(ALICE, "sms:" + ALICE_BY_SMS))
+    handler = app.extensions["bot"].handler
     ask(app, signed_post, "@agent who attended the UNEA meeting?", ALICE)
     (sources,) = ask(app, signed_post, "@agent sources", ALICE_BY_SMS)
     assert "UNEA" not in sources  # ALICE's WhatsApp conversation is not this sender's
-    handler = spied(app)
     ask(app, signed_post, "@agent why was that decided?", ALICE_BY_SMS)
     assert "UNEA" not in handler.knowledge.queries[-1]  # no follow-up on her WhatsApp turn
 

@@ -6,44 +6,21 @@ from __future__ import annotations
 import pytest
 
 from bot.history.records import normalise_question
-from tests.chat.team_bot import TeamBot
-from tests.chat.test_access import SpyKnowledge
-from tests.conftest import ALICE, BOB, twilio_form
-from tests.history.stores import BACKENDS, budget
-from tests.web.test_webhook import SpyAnswerer, reply_texts_of
+from tests.fakes.history import DownHistory
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    QUESTION,
+    TeamBot,
+    Worker,
+    budget,
+    reply_texts_of,
+    twilio_form,
+)
 
-CAROL = "whatsapp:+447700900003"
-DAVE = "whatsapp:+447700900004"
-QUESTION = "@agent Who attended the UNEA meeting?"
 MODEL = ("mistral", "", 1000.0)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request) -> dict:
-    """Settings that put the history in SQLite (the data dir) or in PostgreSQL."""
-    if request.param == "postgres":
-        return {"database_url": request.getfixturevalue("pg_url")}
-    return {}
-
-
-class Worker:
-    """One app instance (as one gunicorn worker would be), with spies on its work."""
-
-    def __init__(self, make_app, signed_post, **settings) -> None:
-        self.app = make_app(**settings)
-        self.client, self.post = self.app.test_client(), signed_post
-        handler = self.app.extensions["bot"].handler
-        handler.answerer = self.answerer = SpyAnswerer(handler.answerer)
-        handler.knowledge = self.knowledge = SpyKnowledge(handler.knowledge)
-
-    def ask(self, body: str, sender: str) -> str:
-        (text,) = reply_texts_of(self.post(self.client, twilio_form(body, sender)))
-        return text
-
-    @property
-    def work(self) -> tuple[int, int]:
-        """(retrievals, model calls) so far."""
-        return len(self.knowledge.queries), len(self.answerer.calls)
 
 
 def test_stats_count_normalised_questions_together():
@@ -54,9 +31,9 @@ def test_stats_count_normalised_questions_together():
 
 
 def test_a_repeated_first_turn_question_costs_nothing_and_a_follow_up_is_not_cached(
-    make_app, signed_post, backend
+    spied_app, signed_post, backend
 ):
-    worker = Worker(make_app, signed_post, **backend)
+    worker = Worker(spied_app, signed_post, **backend)
     first = worker.ask(QUESTION, ALICE)
     assert worker.work == (1, 1)
     # Another sender's first turn, the same question: same answer, no retrieval, no model.
@@ -86,9 +63,9 @@ def test_a_repeated_first_turn_question_costs_nothing_and_a_follow_up_is_not_cac
     ],
 )
 def test_only_the_exact_question_the_model_saw_shares_an_answer(
-    make_app, signed_post, innocent, other
+    spied_app, signed_post, innocent, other
 ):
-    worker = Worker(make_app, signed_post)
+    worker = Worker(spied_app, signed_post)
     worker.ask(innocent, ALICE)
     worker.ask(other, BOB)
     assert worker.work == (2, 2)  # the second question was answered afresh
@@ -100,8 +77,8 @@ def test_only_the_exact_question_the_model_saw_shares_an_answer(
     assert worker.work == (2, 2)
 
 
-def test_an_ingest_invalidates_the_cache(make_app, signed_post, backend, tmp_path):
-    worker = Worker(make_app, signed_post, **backend)
+def test_an_ingest_invalidates_the_cache(spied_app, signed_post, backend, tmp_path):
+    worker = Worker(spied_app, signed_post, **backend)
     worker.ask(QUESTION, ALICE)
     worker.ask(QUESTION, BOB)
     assert worker.work == (1, 1)
@@ -115,19 +92,19 @@ def test_an_ingest_invalidates_the_cache(make_app, signed_post, backend, tmp_pat
     assert worker.work == (2, 2)
 
 
-def test_two_workers_share_the_cache(make_app, signed_post, backend):
-    one = Worker(make_app, signed_post, **backend)
+def test_two_workers_share_the_cache(spied_app, signed_post, backend):
+    one = Worker(spied_app, signed_post, **backend)
     # The second app opens its own connections to the same history store and knowledge
     # files (its ingest finds every file unchanged, so the knowledge version stays).
-    two = Worker(make_app, signed_post, **backend)
+    two = Worker(spied_app, signed_post, **backend)
     assert two.app.extensions["bot"].history is not one.app.extensions["bot"].history
     answer = one.ask(QUESTION, ALICE)
     assert two.ask(QUESTION, BOB) == answer
     assert two.work == (0, 0)
 
 
-def test_a_zero_ttl_turns_the_cache_off(make_app, signed_post, backend):
-    worker = Worker(make_app, signed_post, answer_cache_ttl_seconds=0, **backend)
+def test_a_zero_ttl_turns_the_cache_off(spied_app, signed_post, backend):
+    worker = Worker(spied_app, signed_post, answer_cache_ttl_seconds=0, **backend)
     worker.ask(QUESTION, ALICE)
     worker.ask(QUESTION, BOB)
     assert worker.work == (2, 2)
@@ -138,10 +115,10 @@ def test_entries_expire_after_the_ttl(store):
     bot.say(ALICE, QUESTION, MODEL)
     store.clock.now += 600
     bot.say(BOB, QUESTION)
-    assert len(bot.answerer.calls) == len(bot.knowledge.searches) == 1
+    assert len(bot.answerer.calls) == len(bot.knowledge.queries) == 1
     store.clock.now += 1  # 601 s after the answer was cached
     bot.say(CAROL, QUESTION)
-    assert len(bot.answerer.calls) == len(bot.knowledge.searches) == 2
+    assert len(bot.answerer.calls) == len(bot.knowledge.queries) == 2
 
 
 def test_fallback_answers_are_not_cached_and_hits_are_logged_as_cache(store):
@@ -159,9 +136,7 @@ def test_fallback_answers_are_not_cached_and_hits_are_logged_as_cache(store):
 
 
 def test_without_the_history_store_questions_are_answered_without_the_cache():
-    from tests.chat.test_conversation import DownHistory
-
     bot = TeamBot(DownHistory())
     bot.say(ALICE, QUESTION, MODEL)
     bot.say(BOB, QUESTION, MODEL)
-    assert len(bot.answerer.calls) == len(bot.knowledge.searches) == 2
+    assert len(bot.answerer.calls) == len(bot.knowledge.queries) == 2

@@ -6,59 +6,15 @@ import pytest
 
 from bot.chat.conversation import FINISH_RESERVE_SECONDS, MEMORY_DOWN, ConversationHandler
 from bot.deadline import Deadline
-from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.history.sqlite import SqliteHistoryStore
 from bot.metrics import Metrics
-from bot.models import Answer, InboundMessage, Passage
+from bot.models import InboundMessage
 from bot.settings import Settings
 from bot.texts import KNOWLEDGE_DOWN
-
-PASSAGE = Passage(
-    "Attendees: Amara Okafor, Jonas Weber. The team agreed to pause Germany.",
-    "UNEA prep (2026-03-04)",
-    1.0,
-)
-
-
-class FakeKnowledge:
-    backend = "fake"
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail, self.queries = fail, []
-
-    def version(self):
-        return "v1"
-
-    def search(self, query, k, deadline):
-        self.queries.append(query)
-        if self.fail:
-            raise KnowledgeUnavailable("down")
-        return [PASSAGE][:k]
-
-
-class DownHistory:
-    """Every history operation fails, as when the database is unreachable."""
-
-    backend = "down"
-
-    def __getattr__(self, name):
-        def fail(*args, **kwargs):
-            raise HistoryUnavailable("connection refused")
-
-        return fail
-
-
-class RecordingAnswerer:
-    name = "recording"
-
-    def __init__(self, explode: bool = False) -> None:
-        self.explode, self.calls = explode, []
-
-    def answer(self, question, passages, turns, deadline):
-        self.calls.append((question, passages, turns, deadline.remaining()))
-        if self.explode:
-            raise RuntimeError("bug in the answerer")
-        return Answer(f"answer to {question}", (passages[0].source,), "recording")
+from tests.fakes.answerers import FakeAnswerer
+from tests.fakes.clock import Clock
+from tests.fakes.history import DownHistory
+from tests.fakes.knowledge import FakeKnowledge
 
 
 @pytest.fixture
@@ -73,7 +29,7 @@ def handler(history, knowledge=None, answerer=None, **settings) -> ConversationH
         Settings(**settings),
         history,
         knowledge or FakeKnowledge(),
-        answerer or RecordingAnswerer(),
+        answerer or FakeAnswerer(),
         Metrics(),
     )
 
@@ -83,11 +39,11 @@ def message(body: str, sid: str = "SM1", **extra) -> InboundMessage:
 
 
 def test_history_down_still_answers_without_history():
-    answerer = RecordingAnswerer()
+    answerer = FakeAnswerer()
     bot = handler(DownHistory(), answerer=answerer)
     reply = bot.handle(message("@agent who attended?"), Deadline(5))
     assert reply.text == "answer to who attended?"
-    assert answerer.calls[0][2] == []  # no turns
+    assert answerer.received[0].turns == []  # no turns
 
 
 def test_history_down_commands_say_memory_is_unavailable():
@@ -97,7 +53,7 @@ def test_history_down_commands_say_memory_is_unavailable():
 
 
 def test_knowledge_down_says_so_and_calls_no_model(history):
-    answerer = RecordingAnswerer()
+    answerer = FakeAnswerer()
     bot = handler(history, FakeKnowledge(fail=True), answerer)
     reply = bot.handle(message("@agent who attended?"), Deadline(5))
     assert reply.text == KNOWLEDGE_DOWN
@@ -105,26 +61,26 @@ def test_knowledge_down_says_so_and_calls_no_model(history):
 
 
 def test_a_broken_answerer_falls_back_to_excerpts(history):
-    bot = handler(history, answerer=RecordingAnswerer(explode=True))
+    bot = handler(history, answerer=FakeAnswerer(error=RuntimeError("bug in the answerer")))
     reply = bot.handle(message("@agent who attended?"), Deadline(5))
     assert "Amara Okafor" in reply.text
     assert bot.metrics.snapshot()["counters"]["fallbacks"] == 1
 
 
 def test_the_answerer_gets_less_time_than_the_request(history):
-    answerer = RecordingAnswerer()
-    frozen = Deadline(5, clock=lambda: 1000.0)  # no time passes: only the reserve is taken
+    answerer = FakeAnswerer()
+    frozen = Deadline(5, clock=Clock(1000.0))  # no time passes: only the reserve is taken
     handler(history, answerer=answerer).handle(message("@agent who attended?"), frozen)
     # What is kept back pays for storing the exchange and writing the TwiML.
-    assert answerer.calls[0][3] == pytest.approx(5 - FINISH_RESERVE_SECONDS)
+    assert answerer.received[0].seconds_left == pytest.approx(5 - FINISH_RESERVE_SECONDS)
     assert FINISH_RESERVE_SECONDS > 0
 
 
 def test_long_questions_are_truncated_with_a_note(history):
-    answerer = RecordingAnswerer()
+    answerer = FakeAnswerer()
     bot = handler(history, answerer=answerer, max_question_chars=40)
     reply = bot.handle(message("@agent " + "why " * 100), Deadline(5))
-    assert len(answerer.calls[0][0]) == 40
+    assert len(answerer.calls[0]) == 40
     assert "first 40 characters" in reply.text
 
 
@@ -137,11 +93,11 @@ def test_follow_up_searches_with_the_earlier_question(history):
 
 
 def test_without_require_mention_every_message_is_a_question(history):
-    answerer = RecordingAnswerer()
+    answerer = FakeAnswerer()
     handler(history, answerer=answerer, require_mention=False).handle(
         message("who attended?"), Deadline(5)
     )
-    assert answerer.calls[0][0] == "who attended?"
+    assert answerer.calls[0] == "who attended?"
 
 
 def test_group_messages_are_ignored_unless_enabled(history):

@@ -7,22 +7,13 @@ import pytest
 
 from bot.chat.runner import FORGET_CONFIRM_SECONDS
 from bot.texts import FORGET_ASK, FORGET_DONE
-from tests.chat.team_bot import TeamBot
-from tests.conftest import ALICE, BOB, twilio_form
-from tests.history.stores import BACKENDS, budget, db_rows
-from tests.web.test_webhook import reply_texts_of
+from tests.fakes.history import DownHistory
+from tests.support import ALICE, BOB, TeamBot, budget, db_rows, reply_texts_of, twilio_form
 
 # Every table of the history store.
 TABLES = ("messages", "deliveries", "notices", "usage", "feedback", "answers", "answer_cache")
 ALICE_DIGITS = ALICE.removeprefix("whatsapp:+")
 ASK = FORGET_ASK.format(trigger="@agent", minutes=FORGET_CONFIRM_SECONDS // 60)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request) -> dict:
-    if request.param == "postgres":
-        return {"database_url": request.getfixturevalue("pg_url")}
-    return {}
 
 
 def rows_naming(store, needle: str) -> dict[str, list[tuple]]:
@@ -116,7 +107,6 @@ def test_forget_me_is_not_a_question_about_forgetting(store):
 
 def test_without_the_history_store_forget_me_says_memory_is_down():
     from bot.chat.runner import MEMORY_DOWN
-    from tests.chat.test_conversation import DownHistory
 
     bot = TeamBot(DownHistory())
     assert bot.say(ALICE, "@agent forget me") == MEMORY_DOWN

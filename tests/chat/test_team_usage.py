@@ -11,13 +11,10 @@ import pytest
 from bot.chat.runner import QUICK_FEEDBACK_SECONDS
 from bot.history.records import SECONDS_PER_DAY, AnswerCounts, DayUsage
 from bot.texts import FEEDBACK_THANKS, MENTION_HINT, NOTHING_TO_RATE, RATED
-from tests.chat.team_bot import TeamBot
-from tests.history.stores import Clock, budget, db_rows
+from tests.fakes.clock import Clock
+from tests.fakes.history import DownHistory
+from tests.support import ALICE, BOB, CAROL, DAVE, TeamBot, budget, db_rows
 
-ALICE = "whatsapp:+447700900001"
-BOB = "whatsapp:+447700900002"
-CAROL = "whatsapp:+447700900003"
-DAVE = "whatsapp:+447700900004"  # the admin
 # Monday 2 March 2026, 09:00 UTC: day 0 of the scripted week; day 6 is "today".
 WEEK_START = calendar.timegm((2026, 3, 2, 9, 0, 0))
 MODEL = ("mistral", "", 1000.0)
@@ -206,11 +203,8 @@ def test_a_scripted_week_gives_exact_numbers_to_members_and_admins(store, clock)
 def test_the_cli_prints_the_same_numbers_and_the_recent_feedback(store, clock, make_app):
     bot = TeamBot(store, admin_senders=(DAVE,))
     scripted_week(bot, clock)
-    app = make_app(ingest=False)
-    services = app.extensions["bot"]
-    services.history.close()
-    services.history = store  # the CLI reads the store the traffic went to, on its clock
-    runner = app.test_cli_runner()
+    # The CLI reads the store the traffic went to, on its clock.
+    runner = make_app(ingest=False, history=store).test_cli_runner()
 
     result = runner.invoke(args=["stats", "--days", "7", "--json"])
     assert result.exit_code == 0, result.output
@@ -259,7 +253,6 @@ def test_the_cli_prints_the_same_numbers_and_the_recent_feedback(store, clock, m
 
 def test_without_the_history_store_feedback_and_stats_say_memory_is_down():
     from bot.chat.runner import MEMORY_DOWN
-    from tests.chat.test_conversation import DownHistory
 
     bot = TeamBot(DownHistory(), admin_senders=(DAVE,))
     assert bot.say(ALICE, "@agent feedback the answers are great") == MEMORY_DOWN

@@ -1,29 +1,16 @@
-"""Tests that run on both history stores: a hand-moved clock, the `clock` and `store`
-fixtures (a plugin: see tests/conftest.py), `open_store`, `db_rows`. A module may override
-`clock` (e.g. to start on a Monday); `store` then uses that clock."""
+"""Fixtures for tests that run on both history stores (a plugin: see tests/conftest.py):
+`clock`, `store` and `backend`. A module may override `clock` (e.g. to start on a Monday);
+`store` then uses that clock. Helpers such as `db_rows` are in tests/support.py."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 import pytest
 
-from bot.deadline import Deadline
 from bot.history.sqlite import SqliteHistoryStore
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-BACKENDS = ["sqlite", "postgres"]
+from tests.fakes.clock import Clock
+from tests.support import BACKENDS
 
 
 def open_store(request, path: str, clock: Callable[[], float]):
@@ -50,15 +37,9 @@ def store(request, tmp_path, clock):
     store.close()
 
 
-def budget() -> Deadline:
-    return Deadline(5)
-
-
-def db_rows(store, sql: str, params: tuple = ()) -> list[tuple]:
-    """Rows straight from a store's database, past its methods (`?` placeholders)."""
-    if store.backend == "sqlite":
-        with sqlite3.connect(store.path) as db:
-            return db.execute(sql, params).fetchall()
-    from tests.services.postgres import run_sql
-
-    return run_sql(store._db.url, sql.replace("?", "%s"), params)
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> dict:
+    """Settings that put an app's history in SQLite (the data dir) or in PostgreSQL."""
+    if request.param == "postgres":
+        return {"database_url": request.getfixturevalue("pg_url")}
+    return {}

@@ -19,10 +19,9 @@ import pytest
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable
 from bot.history.postgres import RECONNECT_AFTER_SECONDS, PostgresHistoryStore
-from tests.conftest import twilio_form
 from tests.services.postgres import run_sql
 from tests.services.relay import BlackHoleRelay
-from tests.web.test_webhook import reply_texts_of
+from tests.support import reply_texts_of, twilio_form
 
 BUDGET = 3.0  # response_timeout_seconds
 # Time a reply may take past its budget: rendering after the last deadline check, on a

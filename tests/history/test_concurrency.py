@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 import threading
 
-from tests.conftest import twilio_form
 from tests.services.postgres import run_sql
-from tests.web.test_webhook import reply_texts_of
+from tests.support import reply_texts_of, run_threads, twilio_form
 
 SENDERS = 50
 QUESTIONS = 10
@@ -43,11 +42,7 @@ def test_fifty_senders_each_see_only_their_own_turns(make_app, mistral, pg_url, 
             if not texts or f"s{n}q{q}" not in texts[0]:
                 failures.append(f"sender {n} question {q}: {texts!r}")
 
-    threads = [threading.Thread(target=converse, args=(n,)) for n in range(SENDERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(converse, each=range(SENDERS))
     assert failures == []
 
     # One model call per question, each carrying exactly that sender's latest exchanges.
@@ -90,11 +85,7 @@ def test_two_concurrent_deliveries_of_one_message_make_one_model_call(
         barrier.wait()
         replies.append(reply_texts_of(signed_post(client, form)))
 
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(deliver, 2)
     assert replies[0] == replies[1]
     assert replies[0][0].startswith("Stub answer to: what did we decide about Germany?")
     assert len(mistral.chat_requests) == 1

@@ -15,7 +15,7 @@ from bot.history.records import (
     utc_day,
 )
 from bot.history.store import STALE_CLAIM_SECONDS
-from tests.history.stores import budget
+from tests.support import budget, run_threads
 
 
 def exchange(store, conversation, n, keep=100, sender=None):
@@ -117,11 +117,7 @@ def test_exactly_one_concurrent_claim_wins(store):
         barrier.wait()
         states.append(store.claim("SMrace", "a", budget()).state)
 
-    threads = [threading.Thread(target=claim) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(claim, 8)
     assert sorted(states) == ["new"] + ["pending"] * 7
 
 

@@ -17,9 +17,7 @@ from bot.history.store import (
     PRUNE_EVERY_SECONDS,
     REPLY_KEEP_SECONDS,
 )
-from tests.conftest import ALICE, BOB, twilio_form
-from tests.history.stores import BACKENDS, budget, db_rows
-from tests.web.test_webhook import reply_texts_of
+from tests.support import ALICE, BOB, budget, db_rows, reply_texts_of, twilio_form
 
 ALICE_DIGITS = ALICE.removeprefix("whatsapp:+")
 
@@ -194,13 +192,6 @@ def test_claim_and_pruning_use_indexes(store, clock):
 # --- end to end: a captured request replayed after `forget` ------------------------------
 
 TABLES = ("messages", "answers", "usage", "deliveries")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request) -> dict:
-    if request.param == "postgres":
-        return {"database_url": request.getfixturevalue("pg_url")}
-    return {}
 
 
 def snapshot(store) -> dict[str, list[str]]:

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,9 +21,18 @@ from bot.knowledge import open_knowledge_store
 from bot.knowledge.ingest import ingest_paths
 from bot.ops.cli import reply_texts
 from bot.settings import Settings
-from tests.conftest import PUBLIC_URL, REPO, SAMPLE, TOKEN, WEBHOOK, sign, twilio_form
 from tests.services import free_port
 from tests.services.postgres import run_sql
+from tests.support import (
+    PUBLIC_URL,
+    REPO,
+    SAMPLE,
+    TOKEN,
+    WEBHOOK,
+    serving,
+    sign,
+    twilio_form,
+)
 
 WORKERS = 3
 SENDERS = 25
@@ -62,29 +70,10 @@ def server(tmp_path, pg_url) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     port = free_port()
     command = [gunicorn_binary(), "-w", str(WORKERS), "--preload", "-k", "gthread"]
     command += ["--threads", "4", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "app:app"]
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        # cwd is the temporary dir, so no developer's .env leaks into the test.
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("gunicorn did not start:\n" + log_path.read_text()[-3000:])
-                time.sleep(0.1)
+    log_path, base = tmp_path / "gunicorn.log", f"http://127.0.0.1:{port}"
+    # cwd is the temporary dir, so no developer's .env leaks into the test.
+    with serving(command, base, log_path, seconds=30, cwd=tmp_path, env=env) as (process, _):
         yield base, process, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def post(base: str, form: dict[str, str]) -> tuple[int, str]:

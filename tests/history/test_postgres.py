@@ -15,10 +15,18 @@ from bot.errors import HistoryUnavailable
 from bot.history.pg_schema import LATEST_VERSION
 from bot.history.postgres import RECONNECT_AFTER_SECONDS, PostgresHistoryStore
 from bot.history.records import ExchangeRecord
-from tests.conftest import ALICE, BOB, twilio_form
 from tests.services import free_port
 from tests.services.postgres import run_sql
-from tests.web.test_webhook import reply_texts_of
+from tests.support import (
+    ALICE,
+    BOB,
+    PUBLIC_URL,
+    WEBHOOK,
+    reply_texts_of,
+    run_threads,
+    sign,
+    twilio_form,
+)
 
 QUESTION = "@agent who attended the UNEA meeting?"
 
@@ -48,11 +56,7 @@ def test_schema_is_migrated_once_when_workers_start_together(pg_url):
         except HistoryUnavailable as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(start, each=stores)
     assert errors == []
     assert versions == [LATEST_VERSION] * 4
     assert stores[0].migrate() == LATEST_VERSION  # idempotent on a later start too
@@ -106,11 +110,7 @@ def test_many_threads_share_a_small_pool(pg_url):
         except Exception as exc:  # the test reports any failure, PoolError included
             errors.append(exc)
 
-    threads = [threading.Thread(target=converse, args=(n,)) for n in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(converse, each=range(12))
     store.close()
     assert errors == []
     assert run_sql(pg_url, "SELECT count(*) FROM messages") == [(120,)]
@@ -121,8 +121,6 @@ def test_the_app_starts_and_answers_while_postgres_is_unreachable(make_app, capl
     url = f"postgresql://bot:s3cret-pw@127.0.0.1:{free_port()}/bot"
     app = make_app(database_url=url)
     client = app.test_client()
-    from tests.conftest import PUBLIC_URL, WEBHOOK, sign
-
     form = twilio_form(QUESTION)
     started = time.monotonic()
     response = client.post(

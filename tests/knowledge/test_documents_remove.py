@@ -14,8 +14,7 @@ from bot.knowledge.catalog import bundled_sample, select, stale
 from bot.knowledge.ingest import ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
 from bot.knowledge.store import Document, DocumentInfo
-from tests.knowledge.paths import SAMPLE_DIR
-from tests.knowledge.test_ingest import tree
+from tests.support import SAMPLE, tree
 
 
 def found(store: SqliteKnowledgeStore, query: str) -> list[str]:
@@ -105,7 +104,7 @@ def test_ingest_prune_removes_only_the_gone_files_of_the_given_folders(
     store: SqliteKnowledgeStore, tmp_path: Path
 ) -> None:
     notes = tree(tmp_path / "notes", {"keep.txt": "Zebra fund.", "gone.txt": "Otter review."})
-    ingest_paths(store, [str(SAMPLE_DIR), str(notes)], progress=False)
+    ingest_paths(store, [str(SAMPLE), str(notes)], progress=False)
     (notes / "gone.txt").unlink()
 
     kept = ingest_paths(store, [str(notes)], progress=False)  # no --prune: nothing goes

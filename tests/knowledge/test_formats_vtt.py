@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.knowledge.formats import ParseError, find_format, parse_file
-from tests.knowledge.paths import FIXTURES
+from tests.support import FIXTURES
 
 VTT = FIXTURES / "vtt"
 ZOOM = VTT / "2026-03-10_zoom-budget-call.vtt"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.knowledge.formats import find_format, parse_file
-from tests.knowledge.paths import FIXTURES
+from tests.support import FIXTURES
 
 CHATS = FIXTURES / "whatsapp"
 ANDROID_24H = CHATS / "WhatsApp Chat with UNEA team.txt"  # dd/mm/yyyy, hh:mm

@@ -21,9 +21,9 @@ from bot.knowledge.graph.store import GraphKnowledgeStore
 from bot.ops.cli import reply_texts
 from bot.settings import load_settings
 from bot.texts import KNOWLEDGE_DOWN
-from tests.conftest import twilio_form
 from tests.services.falkordb import FalkorDBServer
 from tests.services.relay import BlackHoleRelay
+from tests.support import twilio_form
 
 BUDGET = 5.0  # settings_for's response_timeout_seconds
 

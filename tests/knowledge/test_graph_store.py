@@ -24,11 +24,9 @@ from bot.knowledge.ingest import ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
 from bot.knowledge.store import Chunk, Document
 from tests.fakes.mistral_server import MistralStub, embed
-from tests.knowledge.paths import REPO_ROOT, SAMPLE_DIR
-from tests.knowledge.test_graph_text import HOSTILE
 from tests.services.falkordb import FalkorDBServer
+from tests.support import FIXTURES, HOSTILE_GRAPH_QUESTIONS, SAMPLE
 
-FIXTURES = REPO_ROOT / "tests" / "knowledge" / "fixtures"
 ZOOM_CALL = FIXTURES / "vtt" / "2026-03-10_zoom-budget-call.vtt"
 KEY = "sk-graph-test-0123456789"
 
@@ -55,7 +53,7 @@ def graph(shared: GraphKnowledgeStore, falkordb: FalkorDBServer) -> GraphKnowled
 def corpus(tmp_path: Path) -> Path:
     """One file of every format the registry knows."""
     root = tmp_path / "corpus"
-    shutil.copytree(SAMPLE_DIR, root)
+    shutil.copytree(SAMPLE, root)
     shutil.copytree(FIXTURES / "vtt", root / "vtt")
     shutil.copytree(FIXTURES / "whatsapp", root / "whatsapp")
     turns = [{"speaker": "PhD A", "content": "The corpus is ready ."}] * 2
@@ -94,7 +92,7 @@ def test_ingest_every_format_then_reingest_without_duplicates(graph, corpus, tmp
 
 
 def test_fulltext_passages_name_their_source(graph) -> None:
-    ingest_paths(graph, [str(SAMPLE_DIR)], progress=False)
+    ingest_paths(graph, [str(SAMPLE)], progress=False)
     top = search(graph, "why was Germany deprioritised?")[0]
     assert "Germany" in top.text
     assert top.source == "Country prioritisation meeting: 2026 focus countries (2026-02-18)"
@@ -111,7 +109,7 @@ def test_fulltext_passages_name_their_source(graph) -> None:
 
 
 def test_who_spoke_in_a_meeting_comes_from_the_graph(graph) -> None:
-    ingest_paths(graph, [str(SAMPLE_DIR), str(ZOOM_CALL)], progress=False)
+    ingest_paths(graph, [str(SAMPLE), str(ZOOM_CALL)], progress=False)
     speakers = parse_file(ZOOM_CALL, ZOOM_CALL.read_bytes()).people
     first = search(graph, "Who spoke in the Zoom budget call?")[0]
     assert first.title == "Zoom budget call" and first.speakers == speakers
@@ -121,7 +119,7 @@ def test_who_spoke_in_a_meeting_comes_from_the_graph(graph) -> None:
     assert unea.title.startswith("UNEA-8") and "Amara Okafor" in unea.text
 
 
-@pytest.mark.parametrize("question", HOSTILE, ids=lambda q: repr(q[:12]))
+@pytest.mark.parametrize("question", HOSTILE_GRAPH_QUESTIONS, ids=lambda q: repr(q[:12]))
 def test_hostile_questions_never_raise_nor_harm_the_server(graph, question) -> None:
     graph.upsert(doc("d1", "The budget (draft) is 12,000 euros: Amara's call."))
     assert isinstance(search(graph, question), list)
@@ -139,7 +137,7 @@ def people_in(graph: GraphKnowledgeStore) -> list[str]:
 
 
 def test_documents_and_remove(graph, tmp_path) -> None:
-    ingest_paths(graph, [str(SAMPLE_DIR)], progress=False)
+    ingest_paths(graph, [str(SAMPLE)], progress=False)
     own = doc("own", "The zebra fund audit.", people=("Amara Okafor", "Lena Berg"))
     graph.upsert(own)
     # An existing graph may link a Person to other things than documents: that one stays.
@@ -147,7 +145,7 @@ def test_documents_and_remove(graph, tmp_path) -> None:
     graph.client.write(lambda tx: tx.run(link).consume(), Deadline(5))
     listed = graph.documents()
     with SqliteKnowledgeStore(str(tmp_path / "reference.sqlite3")) as reference:
-        ingest_paths(reference, [str(SAMPLE_DIR)], progress=False)
+        ingest_paths(reference, [str(SAMPLE)], progress=False)
         reference.upsert(own)
         expected = reference.documents()
 
@@ -213,7 +211,7 @@ def test_a_custom_retrieval_query_from_config(graph, falkordb) -> None:
         ),
     )
     try:
-        ingest_paths(graph, [str(SAMPLE_DIR)], progress=False)
+        ingest_paths(graph, [str(SAMPLE)], progress=False)
         results = custom.search("Germany deprioritised", 3, Deadline(5))
         assert results and all(p.source.startswith("custom: ") for p in results)
         assert "Germany" in results[0].text

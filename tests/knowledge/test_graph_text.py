@@ -20,24 +20,7 @@ from bot.knowledge.graph.text import (
     redisearch_query,
     search_terms,
 )
-
-HOSTILE = [
-    'what about "Germany',
-    "(budget AND timeline) OR NOT germany",
-    "budget* ~timeline^2 title:unea",
-    "C:\\path\\to\\file /regex/ a-b a+b a&&b a||b !x",
-    "@agent {a} [b TO c] | pipe ~1 %fuzzy% $param",
-    "AND OR NOT TO",
-    "🙂🙂🙂",
-    "مرحبا بالاجتماع؟ שלום",
-    "\\",
-    '"',
-    "'); MATCH (n) DETACH DELETE n; //",
-    "",
-    "   ",
-    "会议" * 600,
-    "x" * 5000,
-]
+from tests.support import HOSTILE_GRAPH_QUESTIONS
 
 # A Lucene query we build: quoted terms (backslash escapes inside) or `stem*`, joined by OR.
 _LUCENE_PART = r'(?:"(?:[^"\\]|\\.)*"|\w+\*)'
@@ -47,7 +30,7 @@ _REDIS_PART = r"(?:(?:\w|\\.)+\*?)"
 _REDIS = re.compile(rf"^(?:{_REDIS_PART}(?:\|{_REDIS_PART})*)?$")
 
 
-@pytest.mark.parametrize("question", HOSTILE)
+@pytest.mark.parametrize("question", HOSTILE_GRAPH_QUESTIONS)
 def test_hostile_questions_become_plain_term_queries(question: str) -> None:
     lucene, redis = lucene_query(question), redisearch_query(question)
     assert _LUCENE.match(lucene), lucene

@@ -11,15 +11,8 @@ from bot.deadline import Deadline
 from bot.knowledge.formats.base import document_id
 from bot.knowledge.ingest import discover, ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
-from tests.knowledge.paths import FIXTURES
-
-
-def tree(root: Path, files: dict[str, str | bytes]) -> Path:
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root
+from tests.fakes.clock import Clock
+from tests.support import FIXTURES, tree
 
 
 def found(store: SqliteKnowledgeStore, query: str) -> set[str]:
@@ -47,8 +40,8 @@ def notes(tmp_path: Path) -> Path:
 def test_ingest_walks_folders_and_stores_supported_files(
     store: SqliteKnowledgeStore, notes: Path
 ) -> None:
-    ticks = iter([100.0, 102.5])  # the run starts at 100 s and ends at 102.5 s
-    summary = ingest_paths(store, [str(notes)], progress=False, clock=lambda: next(ticks))
+    clock = Clock(100.0, step=2.5)  # read as the run starts (100 s) and ends (102.5 s)
+    summary = ingest_paths(store, [str(notes)], progress=False, clock=clock)
     assert (summary.documents_added, summary.documents_skipped, summary.errors) == (4, 0, [])
     assert summary.chunks == store.counts()["chunks"] == 4
     assert summary.people == 3  # Ann, Bo, PhD A

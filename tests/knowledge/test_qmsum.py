@@ -11,7 +11,7 @@ from bot.deadline import Deadline
 from bot.knowledge.formats.base import document_id
 from bot.knowledge.ingest import ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
-from tests.knowledge.paths import QMSUM_DIR
+from tests.support import QMSUM_DIR
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 from benchmarks import retrieval_quality as rq
 from bot.models import Passage
-from tests.knowledge.paths import REPO_ROOT
+from tests.support import REPO
 
-SCRIPT = REPO_ROOT / "benchmarks" / "retrieval_quality.py"
+SCRIPT = REPO / "benchmarks" / "retrieval_quality.py"
 
 
 def passage(text: str) -> Passage:

@@ -12,7 +12,7 @@ from bot.knowledge.formats import parse_file
 from bot.knowledge.formats.base import document_id
 from bot.knowledge.ingest import discover, ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
-from tests.knowledge.paths import SAMPLE_DIR
+from tests.support import SAMPLE
 
 UNEA = "2026-03-04-unea-preparation-meeting.md"
 COUNTRIES = "2026-02-18-country-prioritisation-meeting.md"
@@ -23,18 +23,18 @@ UK = "uk-engagement-timeline.md"
 def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteKnowledgeStore]:
     path = tmp_path_factory.mktemp("sample") / "knowledge.sqlite3"
     store = SqliteKnowledgeStore(str(path))
-    summary = ingest_paths(store, [str(SAMPLE_DIR)], progress=False)
+    summary = ingest_paths(store, [str(SAMPLE)], progress=False)
     assert summary.errors == [] and summary.documents_added >= 4
     yield store
     store.close()
 
 
 def doc_id(name: str) -> str:
-    return document_id(f"{SAMPLE_DIR.name}/{name}")
+    return document_id(f"{SAMPLE.name}/{name}")
 
 
 def test_every_sample_file_is_a_dated_document_of_reasonable_size() -> None:
-    files, errors = discover([str(SAMPLE_DIR)])
+    files, errors = discover([str(SAMPLE)])
     assert errors == [] and 4 <= len(files) <= 6
     for source in files:
         data = source.path.read_bytes()
@@ -63,7 +63,7 @@ def test_questions_find_the_right_document_first(
 def test_the_attendee_question_returns_the_attendee_list(
     sample_store: SqliteKnowledgeStore,
 ) -> None:
-    path = SAMPLE_DIR / UNEA
+    path = SAMPLE / UNEA
     attendees = parse_file(path, path.read_bytes()).people
     assert len(attendees) >= 3
     top = sample_store.search("who attended the UNEA meeting?", 5, Deadline(5))[0]
@@ -82,4 +82,4 @@ def test_sample_people_are_counted(sample_store: SqliteKnowledgeStore) -> None:
 
 
 def test_sample_folder_is_where_the_tests_expect_it() -> None:
-    assert isinstance(SAMPLE_DIR, Path) and SAMPLE_DIR.is_dir()
+    assert isinstance(SAMPLE, Path) and SAMPLE.is_dir()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,8 @@ from bot.knowledge import open_knowledge_store, sqlite_fts
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore, build_match_query
 from bot.knowledge.store import Document
 from bot.settings import Settings
+from tests.fakes.clock import Clock
+from tests.support import run_threads
 
 
 @pytest.fixture
@@ -158,8 +159,7 @@ def test_a_deadline_expiring_mid_query_aborts_it(
 ) -> None:
     texts = [f"Meeting {i} about plastics policy and chemicals." for i in range(400)]
     store.upsert(make_doc("big", *texts, title="Big"))
-    ticks = itertools.count()  # each clock read is one "second" later
-    deadline = Deadline(3, clock=lambda: float(next(ticks)))
+    deadline = Deadline(3, clock=Clock(0.0, step=1.0))  # each read is one "second" later
     with pytest.raises(KnowledgeUnavailable, match="timeout"):
         store.search("plastics chemicals meeting", 5, deadline)
     assert search(store, "plastics")  # the abort handler is gone afterwards
@@ -179,11 +179,7 @@ def test_concurrent_searches_from_eight_threads(filled: SqliteKnowledgeStore) ->
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(worker, 8)
     assert errors == []
     assert len(results) == 200 and all(r == expected for r in results)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ALICE
 from tests.services import free_port
+from tests.support import ALICE
 
 GOOD = {
     "twilio_account_sid": "AC" + "0123456789abcdef" * 2,

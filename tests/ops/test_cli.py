@@ -6,13 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.conftest import REPO, SAMPLE
 from tests.services import free_port
+from tests.support import REPO, SAMPLE, serving
 
 
 @pytest.fixture
@@ -90,34 +88,12 @@ def test_quickstart_serves_and_chat_answers_over_http(tmp_path):
         "UNEA attendees",
         "Germany",
     ]
-    server = subprocess.Popen(
-        [sys.executable, "app.py"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    assert json.load(r)["status"] == "ok"
-                break
-            except OSError:
-                time.sleep(0.1)
+    command, base, log = [sys.executable, "app.py"], f"http://127.0.0.1:{port}", tmp_path / "log"
+    with serving(command, base, log, seconds=20, cwd=REPO, env=env) as (_, health):
+        assert health["status"] == "ok"
         chat = subprocess.run(
-            [
-                *flask,
-                "chat",
-                "--url",
-                f"http://127.0.0.1:{port}",
-                "@agent who attended the UNEA meeting?",
-            ],
-            **run,
+            [*flask, "chat", "--url", base, "@agent who attended the UNEA meeting?"], **run
         )
         assert chat.returncode == 0, chat.stderr
         assert "Amara Okafor" in chat.stdout
         assert "Sources:" in chat.stdout
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

@@ -31,9 +31,9 @@ from bot.knowledge.ingest import ingest_paths
 from bot.ops.cli import reply_texts
 from bot.settings import ENV_KEYS, Settings
 from bot.web.security import LOCAL_TOKEN_FILE, LOCAL_TOKEN_HEADER, local_token
-from tests.conftest import REPO, SAMPLE, WEBHOOK, twilio_form
 from tests.services import free_port
 from tests.services.relay import BlackHoleRelay
+from tests.support import REPO, SAMPLE, WEBHOOK, serving, twilio_form
 
 REQUESTS = 2000
 CLIENTS = 4  # concurrent senders, one client thread each
@@ -74,42 +74,12 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, Path, st
         PORT=str(port),
         LOG_LEVEL="WARNING",  # the failures, not 2,000 "answered" lines
     )
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        # cwd is the temporary dir, not the repository, so a developer's .env (which may
-        # hold a TWILIO_AUTH_TOKEN, ending local mode) cannot leak into the test.
-        server = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py")],
-            cwd=tmp_path,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(base, server, log)
+    log, base = tmp_path / "server.log", f"http://127.0.0.1:{port}"
+    # cwd is the temporary dir, not the repository, so a developer's .env (which may hold a
+    # TWILIO_AUTH_TOKEN, ending local mode) cannot leak into the test.
+    command = [sys.executable, str(REPO / "app.py")]
+    with serving(command, base, log, seconds=START_SECONDS, cwd=tmp_path, env=env) as (server, _):
         yield base, server, log, local_token(str(data))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _wait_until_serving(base: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        if server.poll() is not None:
-            pytest.fail(f"app.py exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not serve within {START_SECONDS:g} s")
-            time.sleep(0.1)
 
 
 def post(base: str, form: dict[str, str], token: str) -> tuple[int, str, str]:

@@ -14,8 +14,17 @@ import urllib.request
 from urllib.parse import urlencode
 
 from bot.logs import configure_logging, log_path
-from tests.conftest import ALICE, PUBLIC_URL, REPO, SAMPLE, WEBHOOK, sign, twilio_form
 from tests.services import free_port
+from tests.support import (
+    ALICE,
+    PUBLIC_URL,
+    REPO,
+    SAMPLE,
+    WEBHOOK,
+    sign,
+    twilio_form,
+    wait_for_health,
+)
 
 GUNICORN_TOKEN = "0123456789abcdef" * 2
 
@@ -86,14 +95,8 @@ def test_gunicorn_conf_serves_signed_requests_and_drains_on_sigterm(tmp_path, mi
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        for _ in range(150):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    health = r.read().decode()
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert '"status":"ok"' in health.replace(" ", "")
+        health = wait_for_health(f"http://127.0.0.1:{port}", server, seconds=15)
+        assert health["status"] == "ok"
         status, body = post(port, twilio_form("@agent help", ALICE))
         assert status == 200 and "reset" in body
 

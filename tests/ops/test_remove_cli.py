@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from tests.chat.test_answer_cache import CAROL, QUESTION, Worker
-from tests.conftest import ALICE, BOB, SAMPLE
+from tests.support import ALICE, BOB, CAROL, QUESTION, SAMPLE, Worker
 
 SAMPLE_WARNING = "remove them with flask --app app remove sample/"
 
@@ -38,8 +37,8 @@ def passages(worker: Worker, question: str) -> list[dict]:
     return json.loads(cli(worker, "search", question, "--json", "--k", "20"))["passages"]
 
 
-def test_remove_the_sample_and_prune_a_folder(make_app, signed_post, knowledge, tmp_path) -> None:
-    worker = Worker(make_app, signed_post, ingest=False, **knowledge)
+def test_remove_the_sample_and_prune_a_folder(spied_app, signed_post, knowledge, tmp_path) -> None:
+    worker = Worker(spied_app, signed_post, ingest=False, **knowledge)
     notes = tmp_path / "team-notes"
     notes.mkdir()
     (notes / "zebra-fund.md").write_text("# Zebra fund\n\nThe zebra fund audit starts in May.\n")

@@ -8,20 +8,15 @@ app.py, ask /health) the way the script does: from a directory holding a copy of
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 from bot.settings import ENV_KEYS
-from tests.conftest import REPO
 from tests.services import free_port
+from tests.support import REPO, serving
 
 BAT = REPO / "scripts" / "run_local.bat"
 START_SECONDS = 10.0
@@ -111,26 +106,11 @@ def test_the_python_steps_of_run_local_bat_serve_health(tmp_path):
     assert ingest.returncode == 0, ingest.stderr
     assert re.search(r"Ingested [1-9]\d* new", ingest.stdout), ingest.stdout
 
+    command, base = [sys.executable, str(REPO / "app.py")], f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py")],
-            cwd=tmp_path,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        report = _wait_for_health(f"http://127.0.0.1:{port}/health", server, log)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    assert report["status"] == "ok", report
-    assert report["components"]["knowledge"]["ok"] is True
+    with serving(command, base, log, seconds=START_SECONDS, cwd=tmp_path, env=env) as (_, report):
+        assert report["status"] == "ok", report
+        assert report["components"]["knowledge"]["ok"] is True
 
 
 def test_env_example_as_env_without_config_json_serves_on_the_port_in_env(tmp_path):
@@ -153,18 +133,10 @@ def test_env_example_as_env_without_config_json_serves_on_the_port_in_env(tmp_pa
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert (told.returncode, told.stdout.strip()) == (0, str(port)), told.stderr
+    command, base = [sys.executable, str(REPO / "app.py")], f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py")],
-            cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        report = _wait_for_health(f"http://127.0.0.1:{port}/health", server, log)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-    assert report["status"] == "ok", report
+    with serving(command, base, log, seconds=START_SECONDS, cwd=tmp_path, env=env) as (_, report):
+        assert report["status"] == "ok", report
 
 
 def test_a_bad_value_in_env_file_is_reported_as_coming_from_it(tmp_path):
@@ -178,19 +150,3 @@ def test_a_bad_value_in_env_file_is_reported_as_coming_from_it(tmp_path):
     assert result.stderr.strip() == (
         'Configuration error: .env: PORT = "eighty": expected a whole number from 1 to 65535'
     )
-
-
-def _wait_for_health(url: str, server: subprocess.Popen, log: Path) -> dict:
-    """GET /health until it answers, the server exits, or START_SECONDS pass."""
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        if server.poll() is not None:
-            raise AssertionError(f"app.py exited with {server.returncode}: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                assert response.status == 200
-                return json.loads(response.read())
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{url} did not answer within {START_SECONDS:g} s") from None
-            time.sleep(0.1)

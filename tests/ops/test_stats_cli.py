@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ALICE, BOB, twilio_form
+from tests.support import ALICE, BOB, twilio_form
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PUBLIC_URL, WEBHOOK, sign
+from tests.support import PUBLIC_URL, WEBHOOK, sign
 
 METACHARACTERS = [
     "<", ">", "&", "]]>", "<Message>", "'", '"', "--", ";", "DROP TABLE messages;",

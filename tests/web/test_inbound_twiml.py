@@ -13,7 +13,7 @@ from bot.models import Turn
 from bot.text import clean_text, mask_number
 from bot.web.inbound import BadRequest, parse_form
 from bot.web.twiml import MAX_MESSAGE_CHARS, render, split_message
-from tests.conftest import twilio_form
+from tests.support import twilio_form
 
 TRIGGERS = ("@agent", "@bot", "hey agent")
 

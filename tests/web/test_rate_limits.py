@@ -13,17 +13,27 @@ from urllib.parse import urlencode
 
 import pytest
 
+from bot.answer.extractive import ExtractiveAnswerer
 from bot.texts import RATE_LIMIT_NOTICE
-from tests.conftest import ALICE, BOB, PUBLIC_URL, REPO, SAMPLE, WEBHOOK, sign, twilio_form
+from tests.fakes.answerers import FakeAnswerer
 from tests.services import free_port
-from tests.web.test_webhook import SpyAnswerer, reply_texts_of
+from tests.support import (
+    ALICE,
+    BOB,
+    PUBLIC_URL,
+    REPO,
+    SAMPLE,
+    WEBHOOK,
+    reply_texts_of,
+    sign,
+    twilio_form,
+)
 
 
 def limited_app(make_app, limit: str = "3 per minute", **overrides):
-    app = make_app(rate_limit=limit, **overrides)
-    handler = app.extensions["bot"].handler
-    handler.answerer = SpyAnswerer(handler.answerer)
-    return app
+    """An app with this rate limit and a spy on its (default) answerer."""
+    spy = FakeAnswerer(wraps=ExtractiveAnswerer())
+    return make_app(rate_limit=limit, answerer=spy, **overrides)
 
 
 def send_all(app, signed_post, bodies, sender=ALICE):

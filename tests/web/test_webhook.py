@@ -6,36 +6,33 @@ import os
 from urllib.parse import urlencode
 
 import pytest
+from flask import Flask
 
-from tests.conftest import ALICE, BOB, PUBLIC_URL, WEBHOOK, sign, twilio_form
-
-XML_TYPE = "text/xml"
-
-
-def stored_rows(app, sql: str = "SELECT COUNT(*) FROM messages") -> int:
-    """Count rows straight from the history database."""
-    import sqlite3
-
-    with sqlite3.connect(app.extensions["bot"].history.path) as db:
-        return db.execute(sql).fetchone()[0]
-
-
-class SpyAnswerer:
-    """Counts model work: wraps the app's answerer."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.name, self.calls = inner, inner.name, []
-
-    def answer(self, question, passages, turns, deadline):
-        self.calls.append(question)
-        return self.inner.answer(question, passages, turns, deadline)
+from bot.answer.extractive import ExtractiveAnswerer
+from tests.fakes.answerers import FakeAnswerer
+from tests.support import (
+    ALICE,
+    BOB,
+    PUBLIC_URL,
+    WEBHOOK,
+    reply_texts_of,
+    run_threads,
+    sign,
+    stored_rows,
+    twilio_form,
+)
 
 
 @pytest.fixture
-def spy(app) -> SpyAnswerer:
-    handler = app.extensions["bot"].handler
-    handler.answerer = SpyAnswerer(handler.answerer)
-    return handler.answerer
+def spy() -> FakeAnswerer:
+    """Counts model work: wraps the app's default answerer (extractive, without a key)."""
+    return FakeAnswerer(wraps=ExtractiveAnswerer())
+
+
+@pytest.fixture
+def app(make_app, spy) -> Flask:
+    """The default app, as in conftest.py, with `spy` on its answerer."""
+    return make_app(answerer=spy)
 
 
 def test_valid_request_gets_an_answer_with_attendees_and_source(ask, app):
@@ -138,9 +135,8 @@ def test_mention_anywhere_case_insensitive_at_word_boundaries(ask, spy):
 
 def test_the_seed_products_trigger_phrase_works_end_to_end(make_app, signed_post):
     # The seed's config.json: ["@agent", "@bot", "hey agent"]; people type "Hey  Agent, ...".
-    app = make_app(trigger_words=("@agent", "@bot", "hey agent"))
-    spy = SpyAnswerer(app.extensions["bot"].handler.answerer)
-    app.extensions["bot"].handler.answerer = spy
+    spy = FakeAnswerer(wraps=ExtractiveAnswerer())
+    app = make_app(trigger_words=("@agent", "@bot", "hey agent"), answerer=spy)
     client = app.test_client()
     for body in ("Hey  Agent, who attended the UNEA meeting?", "they agents met on Monday"):
         assert signed_post(client, twilio_form(body)).status_code == 200
@@ -214,21 +210,15 @@ def test_concurrent_duplicate_deliveries_make_one_model_call(app, signed_post, s
         barrier.wait()
         replies.append(signed_post(app.test_client(), form).get_data(as_text=True))
 
-    threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(deliver, 4)
     assert len(spy.calls) == 1
     assert len(set(replies)) == 1 and "Germany" in replies[0]
     assert stored_rows(app) == 2
 
 
 def test_long_answer_is_split_into_messages_of_at_most_1600_chars(make_app, signed_post):
-    app = make_app(max_reply_messages=4)
-    handler = app.extensions["bot"].handler
     paragraph = "The UK engagement plan has many steps. " * 30
-    handler.answerer = FixedAnswerer("\n\n".join([paragraph] * 5))
+    app = make_app(max_reply_messages=4, answerer=FakeAnswerer("\n\n".join([paragraph] * 5)))
     response = signed_post(app.test_client(), twilio_form("@agent the UK plan?"))
     messages = reply_texts_of(response)
     n = len(messages)
@@ -241,17 +231,15 @@ def test_long_answer_is_split_into_messages_of_at_most_1600_chars(make_app, sign
 
 
 def test_xml_special_characters_in_the_answer_are_escaped(make_app, signed_post):
-    app = make_app()
     nasty = "Use <b>tags</b> & \"quotes\" 'here' ]]> <Message>fake</Message>"
-    app.extensions["bot"].handler.answerer = FixedAnswerer(nasty)
+    app = make_app(answerer=FakeAnswerer(nasty))
     response = signed_post(app.test_client(), twilio_form("@agent anything"))
     assert reply_texts_of(response) == [nasty]
 
 
 def test_characters_xml_forbids_never_reach_the_twiml(make_app, signed_post):
-    app = make_app()
     # What a document or the model may carry: C0 controls, U+FFFF.
-    app.extensions["bot"].handler.answerer = FixedAnswerer("Bell\x07 nul\x00 \uffff ok\tdone")
+    app = make_app(answerer=FakeAnswerer("Bell\x07 nul\x00 \uffff ok\tdone"))
     response = signed_post(app.test_client(), twilio_form("@agent anything"))
     assert reply_texts_of(response) == ["Bell nul  ok\tdone"]  # parsed as XML 1.0
 
@@ -360,25 +348,3 @@ def test_health_reports_components_and_counters_without_secrets(ask, client):
     text = response.get_data(as_text=True)
     assert "7700900001" not in text
     assert "test-auth-token" not in text
-
-
-class FixedAnswerer:
-    """An in-process fake of our Answerer protocol that says one fixed thing."""
-
-    name = "fixed"
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def answer(self, question, passages, turns, deadline):
-        from bot.models import Answer
-
-        return Answer(self.text, (), "fixed")
-
-
-def reply_texts_of(response) -> list[str]:
-    from bot.ops.cli import reply_texts
-
-    assert response.status_code == 200
-    assert response.mimetype == XML_TYPE
-    return reply_texts(response.get_data(as_text=True))

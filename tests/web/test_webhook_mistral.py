@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import ALICE, BOB, twilio_form
-from tests.web.test_webhook import reply_texts_of
+from tests.support import ALICE, BOB, reply_texts_of, twilio_form
 
 
 @pytest.fixture
