@@ -147,8 +147,15 @@ def test_a_black_holed_network_costs_replies_not_threads(make_app, signed_post, 
             return list(requests.map(one, senders, [body] * len(senders)))
 
     # A warm pool: the outage catches connections that already carry queries, not just
-    # new ones (whose Bolt handshake the acquisition timeout bounds anyway).
-    assert all("Amara Okafor" in reply for reply, _ in burst(0, "@agent who attended UNEA?"))
+    # new ones (whose Bolt handshake the acquisition timeout bounds anyway). FalkorDB leaves
+    # one later handshake unanswered per Bolt session an earlier test closed, so a burst
+    # may lose a few: repeat it (new senders) until one is answered in full.
+    for attempt in range(5):
+        warm = burst(1000 + 100 * attempt, "@agent who attended UNEA?")
+        if all("Amara Okafor" in reply for reply, _ in warm):
+            break
+    else:
+        pytest.fail("the graph never answered a whole warm-up burst")
 
     relay.blackhole()  # nothing refused, nothing closed: every Bolt read just waits
     replies = burst(100, "@agent who attended the UNEA meeting?")

@@ -119,7 +119,7 @@ class FalkorDBServer:
         self.process.send_signal(signal.SIGCONT)
         self.paused = False
 
-    def redis(self, *args: str, attempts: int = 10) -> bytes:
+    def redis(self, *args: str, attempts: int = 40) -> bytes:
         """Run one command over the Redis protocol and return the raw reply."""
         for attempt in range(attempts):
             try:
