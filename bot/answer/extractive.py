@@ -1,79 +1,40 @@
-"""Answers without a model: the passage sentences that best match the question."""
+"""Answers without a model: the passage sentences that answer the question, quoted.
+
+The best-scoring sentences (bot/answer/scoring.py) are quoted with the sentence they
+depend on ("Yes." with the question before it), adjacent ones as one excerpt in document
+order, within one WhatsApp message, followed by their sources."""
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from bot.answer.scoring import Sentence, asks, score_sentences, short
+from bot.answer.sentences import content_stems, split_sentences, stem
 from bot.deadline import Deadline
-from bot.followup import search_query
 from bot.models import Answer, Passage, Turn
-from bot.text import STOPWORDS
 from bot.texts import EXCERPTS_INTRO, MODEL_UNAVAILABLE, NOTHING_FOUND
 
 logger = logging.getLogger(__name__)
+__all__ = ["ExtractiveAnswerer", "content_stems", "select_sentences", "split_sentences", "stem"]
 
 MIN_SENTENCES = 3
-MAX_SENTENCES = 5
+MAX_SENTENCES = 6
 MAX_SENTENCE_CHARS = 300
-STEM_CHARS = 5
-LABEL_BONUS = 3.0
-RANK_DECAY = 0.5
-WRAPPED_LINE_CHARS = 60
+MAX_EXCERPT_CHARS = 1000  # all quotes together: with intro and sources, one message
 RELEVANCE_FLOOR = 0.3
-BORROWED_WEIGHT = 0.7
 
-
-_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?…])\s+")
-# "Alice: text" or "Dr. Bob Smith: text" at the start of a transcript line.
-_SPEAKER_RE = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,3})\s*:\s+(\S.*)$")
-
-
-# "Notes by: Lena" opens a line of its own even though "by" is not capitalised.
-_LABEL_RE = re.compile(r"^[^\W\d_][\w ]{0,24}:\s")
-
-
-def _speaker(line: str) -> tuple[str, str] | None:
-    """("Amara Okafor", "text") for a `Name: text` line; names are capitalised words."""
-    match = _SPEAKER_RE.match(line)
-    if match is None or not all(word[0].isupper() for word in match.group(1).split()):
-        return None
-    return match.group(1).strip(), match.group(2).strip()
-
-
-_BULLET_RE = re.compile(r"^\s*(?:[-*•·]|\d+[.)])\s+")
-_SUFFIXES = ("ing", "ed", "es", "s")
-
-
-def stem(word: str) -> str:
-    """Light stemming: lowercase, drop a common suffix, keep a short prefix."""
-    word = word.lower()
-    for suffix in _SUFFIXES:
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            break
-    # Prefix truncation is crude but language-agnostic: "attended"/"Attendees" → "atten".
-    return word[:STEM_CHARS]
-
-
-def content_stems(text: str) -> set[str]:
-    """The stems of the words in `text` that carry meaning (no stopwords, no 1-letter words)."""
-    words = (w for w in _WORD_RE.findall(text) if len(w) > 1 or w.isdigit())
-    return {stem(w) for w in words if w.lower() not in STOPWORDS}
-
-
-@dataclass(frozen=True)
-class _Sentence:
-    text: str
-    stems: frozenset[str]
-    label: frozenset[str]  # stems of a "Label: text" prefix (speaker, "Attendees", ...)
-    passage_rank: int
-    position: int
-    source: str
+# Openings that only make sense with the sentence before: "That matches...", "It is...",
+# "Yes.", "So we...". ("This handbook explains..." stands on its own.)
+_DEPENDENT_RE = re.compile(
+    r"^(?:(?:that|this|these|those)(?:'s|,|\s+(?:is|was|are|were|will|would|could|should"
+    r"|can|may|might|must|matters|matches|works|means|makes|sounds|seems|depends|one)\b)"
+    r"|(?:it|they|them|their|then|so|and|but|also|yes|yeah|no|agreed|he|she|his|her|both"
+    r"|there)\b)",
+    re.IGNORECASE,
+)
+_CONNECTIVE_RE = re.compile(r"^(?:so|and|but|also|then)\b", re.IGNORECASE)
 
 
 def _clip(text: str, limit: int = MAX_SENTENCE_CHARS) -> str:
@@ -84,136 +45,86 @@ def _clip(text: str, limit: int = MAX_SENTENCE_CHARS) -> str:
     return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
-def _continues(previous: str, raw: str) -> bool:
-    """True when `raw` carries on the line before it (hard-wrapped prose, indented items)."""
-    if not previous or _BULLET_RE.match(raw) or _speaker(raw) or _LABEL_RE.match(raw):
+def _needs_context(sentence: Sentence, before: Sentence | None) -> bool:
+    """A sentence that only makes sense after the one before it (in its turn or paragraph,
+    or the turn before: "And the restricted grants?" "The foundation grant...")."""
+    if before is None or before.unit.heading or short(before):
+        return False  # "Mm." or "Right." gives no context
+    if before.unit.line != sentence.unit.line and not (before.by_person and sentence.by_person):
         return False
-    stripped = raw.lstrip()
-    # Short lines without a full stop are headings; long ones were wrapped by an editor.
-    return raw[:1].isspace() or stripped[:1].islower() or len(previous) >= WRAPPED_LINE_CHARS
-
-
-def _lines(text: str) -> list[str]:
-    """Logical lines: wrapped prose rejoined, list items after a 'Label:' line kept with it."""
-    lines: list[str] = []
-    previous = ""  # the raw line before, "" after a blank line
-    intro = False
-    for raw in text.splitlines():
-        line = _BULLET_RE.sub("", raw).strip()
-        if not line:
-            previous, intro = "", False
-            continue
-        if _continues(previous, raw):
-            lines[-1] += " " + line
-            intro = False
-        elif intro and _BULLET_RE.match(raw):
-            # "We decided to stop Germany work:" says little without the list that follows.
-            lines[-1] += ("" if lines[-1].endswith(":") else ";") + " " + line
-        else:
-            lines.append(line)
-            intro = line.endswith(":")
-        previous = raw.rstrip()
-    return lines
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a passage; a `Name: text` line passes its speaker to each sentence."""
-    sentences: list[str] = []
-    for line in _lines(text):
-        speaker, line = _speaker(line) or ("", line)
-        for part in _SENTENCE_END_RE.split(line):
-            part = part.strip()
-            if len(_WORD_RE.findall(part)) == 0:
-                continue
-            sentences.append(f"{speaker}: {part}" if speaker else part)
-    return sentences
-
-
-def _sentences(passages: list[Passage]) -> list[_Sentence]:
-    found: list[_Sentence] = []
-    seen: set[str] = set()
-    for rank, passage in enumerate(passages):
-        # A passage's title line repeats its source label: no excerpt in itself.
-        seen.add(" ".join((passage.title or "").lower().split()))
-        for position, text in enumerate(split_sentences(passage.text or "")):
-            key = " ".join(text.lower().split())
-            if key in seen:
-                continue
-            seen.add(key)
-            source = " ".join((passage.source or "").split()) or "knowledge base"
-            label = text.split(": ", 1)[0] if ": " in text else ""
-            label = label if len(label.split()) <= 3 else ""  # a name or a heading, not prose
-            found.append(
-                _Sentence(
-                    text,
-                    frozenset(content_stems(text)),
-                    frozenset(content_stems(label)),
-                    rank,
-                    position,
-                    source,
-                )
-            )
-    return found
-
-
-def _query_weights(question: str, turns: Sequence[Turn]) -> dict[str, float]:
-    """Question stems weigh 1; a follow-up borrows its topic from earlier questions."""
-    weights = dict.fromkeys(content_stems(question), 1.0)
-    topic = search_query(question, list(turns))  # the same rule retrieval follows
-    for s in content_stems(topic[len(question) :]):
-        weights.setdefault(s, BORROWED_WEIGHT)
-    return weights
+    body = sentence.unit.body
+    if before.unit.line == sentence.unit.line:
+        return bool(_DEPENDENT_RE.match(body)) or short(sentence)
+    # A new turn leans on the one before when it answers it ("Yes.", "That matches..."),
+    # not when it goes on with the speaker's own thought ("So we go into...").
+    responds = _DEPENDENT_RE.match(body) and not _CONNECTIVE_RE.match(body)
+    return asks(before) or bool(responds) or short(sentence)
 
 
 def select_sentences(
-    question: str, passages: list[Passage], turns: Sequence[Turn] = (), limit: int = MAX_SENTENCES
+    question: str, passages: list[Passage], turns: Sequence[Turn] = (), limit: int = 0
 ) -> list[tuple[str, str]]:
-    """(sentence, source) pairs, most relevant first; padded from the top passages."""
-    sentences = _sentences(passages)
-    if not sentences:
+    """(excerpt, source) pairs, best first: runs of adjacent sentences of one passage."""
+    limit = limit or MAX_SENTENCES
+    by_passage, scores = score_sentences(question, passages, turns)
+    at = {s.key: s for kept in by_passage for s in kept}
+    candidates = [s for s in at.values() if not s.unit.heading]
+    if not candidates:
         return []
-    weights = _query_weights(question, turns)
-    # Rare words in the retrieved text say more than words every sentence shares.
-    counts: dict[str, int] = {}
-    for sentence in sentences:
-        for s in sentence.stems & weights.keys():
-            counts[s] = counts.get(s, 0) + 1
-    total = len(sentences)
-    # How much of the question each passage (title included) covers: an "Attendees:" line
-    # in a passage that never mentions the meeting asked about is about another meeting.
-    cover = [
-        sum(weights[s] for s in content_stems(f"{p.title}\n{p.text}") & weights.keys())
-        / (sum(weights.values()) or 1.0)
-        for p in passages
-    ]
+    ranked = sorted(candidates, key=lambda s: (-scores[s.key], s.key))
+    best = scores[ranked[0].key]
+    chosen: dict[tuple[int, int], float] = {}
+    used = 0
+    for sentence in ranked:
+        score = scores[sentence.key]
+        if len(chosen) >= limit or score <= 0:
+            break
+        if score < RELEVANCE_FLOOR * best and len(chosen) >= MIN_SENTENCES:
+            break
+        group = [sentence]
+        before = at.get((sentence.rank, sentence.index - 1))
+        if _needs_context(sentence, before):
+            group.insert(0, before)  # keep the pair: the question and its reply, say
+        new = [s for s in group if s.key not in chosen]
+        cost = sum(len(_clip(s.text)) for s in new)
+        if not new or used + cost > MAX_EXCERPT_CHARS:
+            continue
+        used += cost
+        for s in new:
+            chosen[s.key] = max(score, scores[s.key])
+    if not chosen:
+        # Nothing matched: retrieval still ranked these passages, so their openings lead.
+        for sentence in sorted(candidates, key=lambda s: s.key)[:MIN_SENTENCES]:
+            chosen[sentence.key] = 0.0
+    return _excerpts(chosen, at)
 
-    def score(sentence: _Sentence) -> float:
-        matched = sentence.stems & weights.keys()
-        # A line labelled with the question's word ("Attendees:", "Lars:") is about it.
-        overlap = sum(
-            weights[s]
-            * (1.0 + math.log(total / counts[s]))
-            * (LABEL_BONUS if s in sentence.label else 1.0)
-            for s in matched
-        )
-        # Retrieval ranked the passages: equal matches in a better passage come first.
-        rank = sentence.passage_rank
-        return overlap * cover[rank] / (1.0 + RANK_DECAY * rank)
 
-    scored = [(score(s), s) for s in sentences]
-    best = max(score for score, _ in scored)
-    # Weak matches (a shared common word) only dilute a good answer.
-    relevant = [pair for pair in scored if pair[0] > 0 and pair[0] >= RELEVANCE_FLOOR * best]
-    relevant.sort(key=lambda pair: (-pair[0], pair[1].passage_rank, pair[1].position))
-    chosen = [s for _, s in relevant[:limit]]
-    if len(chosen) < MIN_SENTENCES:
-        # Retrieval already ranked the passages: their opening sentences are the next best.
-        for sentence in sorted(sentences, key=lambda s: (s.passage_rank, s.position)):
-            if len(chosen) >= MIN_SENTENCES:
-                break
-            if sentence not in chosen:
-                chosen.append(sentence)
-    return [(_clip(s.text), s.source) for s in chosen]
+def _excerpts(
+    chosen: dict[tuple[int, int], float], at: dict[tuple[int, int], Sentence]
+) -> list[tuple[str, str]]:
+    """Adjacent chosen sentences of one passage become one excerpt, speakers named once."""
+    runs: list[list[tuple[int, int]]] = []
+    for key in sorted(chosen):
+        if runs and runs[-1][-1] == (key[0], key[1] - 1) and _joins(at[runs[-1][-1]], at[key]):
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    runs.sort(key=lambda run: (-max(chosen[k] for k in run), run[0]))
+    excerpts = []
+    for run in runs:
+        parts, speaker = [], None
+        for key in run:
+            unit = at[key].unit
+            text = unit.text if unit.speaker != speaker else unit.body
+            parts.append(_clip(text))
+            speaker = unit.speaker
+        excerpts.append((" ".join(parts), at[run[0]].source))
+    return excerpts
+
+
+def _joins(before: Sentence, after: Sentence) -> bool:
+    """One excerpt: sentences of one line, or speaker turns (their names mark the change)."""
+    return before.unit.line == after.unit.line or (before.by_person and after.by_person)
 
 
 def _distinct(items: list[str]) -> list[str]:
