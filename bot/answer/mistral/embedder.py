@@ -47,7 +47,8 @@ class MistralEmbedder(MistralService):
         pool_size: int = 16,
     ) -> None:
         super().__init__(api_key, server_url, pool_size)
-        self.model = model
+        # The name a store records with its vectors: another model's never get compared.
+        self.model = self.name = model
         self.batch_size = max(1, batch_size)
 
     def embed(self, texts: list[str], deadline: Deadline) -> list[list[float]]:
