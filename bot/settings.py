@@ -69,6 +69,7 @@ class Settings:
     neo4j_dialect: str = "auto"  # "neo4j", "falkordb", or detected on first connect
     neo4j_chunk_label: str = "Chunk"
     neo4j_document_label: str = "Document"
+    neo4j_person_label: str = "Person"
     neo4j_text_property: str = "text"
     neo4j_embedding_property: str = "embedding"
     neo4j_fulltext_index: str = "chunk_fulltext"
@@ -143,6 +144,7 @@ CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "neo4j.dialect": ("neo4j_dialect", v.choice("auto", "neo4j", "falkordb")),
     "neo4j.chunk_label": ("neo4j_chunk_label", v.identifier),
     "neo4j.document_label": ("neo4j_document_label", v.identifier),
+    "neo4j.person_label": ("neo4j_person_label", v.identifier),
     "neo4j.text_property": ("neo4j_text_property", v.identifier),
     "neo4j.embedding_property": ("neo4j_embedding_property", v.identifier),
     "neo4j.fulltext_index": ("neo4j_fulltext_index", v.identifier),

@@ -78,6 +78,7 @@ INVALID_CONFIG = [
     ("neo4j.dialect", "memgraph", 'one of "auto", "neo4j", "falkordb"'),
     ("neo4j.chunk_label", "Chunk`) DETACH DELETE (n", "letters, digits and _"),
     ("neo4j.document_label", "", "letters, digits and _"),
+    ("neo4j.person_label", "Per son", "letters, digits"),
     ("neo4j.text_property", "2text", "starts with a letter"),
     ("neo4j.embedding_property", "vec tor", "letters, digits and _"),
     ("neo4j.fulltext_index", 7, "a string"),

@@ -27,7 +27,8 @@ KNOWLEDGE_DB_NAME = "knowledge.sqlite3"
 
 def open_knowledge_store(settings: Settings, embedder: Embedder | None = None) -> KnowledgeStore:
     """The graph store when `neo4j.uri` is set, else SQLite FTS5 in the data directory;
-    `embedder` (built by the app factory when a model key is configured) adds vectors.
+    `embedder` (built by the app factory when a model key is configured) adds vectors to
+    either, fused with full-text hits.
 
     Neither connects to a server here: a graph that is down at start-up makes /health
     degraded and questions answered with "knowledge unavailable", never a failed start."""
@@ -39,7 +40,9 @@ def open_knowledge_store(settings: Settings, embedder: Embedder | None = None) -
         raise KnowledgeUnavailable(
             f"cannot create data directory {settings.data_dir!r}: {exc}"
         ) from exc
-    return SqliteKnowledgeStore(os.path.join(settings.data_dir, KNOWLEDGE_DB_NAME))
+    return SqliteKnowledgeStore(
+        os.path.join(settings.data_dir, KNOWLEDGE_DB_NAME), embedder=embedder
+    )
 
 
 def open_graph_store(settings: Settings, embedder: Embedder | None = None) -> KnowledgeStore:
@@ -52,6 +55,7 @@ def open_graph_store(settings: Settings, embedder: Embedder | None = None) -> Kn
     schema = GraphSchema(
         chunk_label=settings.neo4j_chunk_label,
         document_label=settings.neo4j_document_label,
+        person_label=settings.neo4j_person_label,
         text_property=settings.neo4j_text_property,
         embedding_property=settings.neo4j_embedding_property,
         fulltext_index=settings.neo4j_fulltext_index,

@@ -15,11 +15,14 @@ from typing import TextIO
 from bot.knowledge.catalog import stale
 from bot.knowledge.formats import ParseError, parse_file, supported_suffixes
 from bot.knowledge.formats.base import document_id
-from bot.knowledge.store import KnowledgeStore
+from bot.knowledge.store import Document, KnowledgeStore
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, str], None]  # (files done, files total, file key)
+# A store that takes documents in batches (`upsert_many`: the SQLite store with an
+# embedder) gets about this many chunks at a time: small files share embedding requests.
+BATCH_CHUNKS = 64
 
 
 @dataclass
@@ -121,10 +124,12 @@ def ingest_paths(
     files, summary.errors = discover(paths)
     report = _progress_callback(progress)
     people: set[str] = set()
+    batch = _Batch(store)
     for done, source in enumerate(files, start=1):
-        _ingest_one(store, source, summary, people)
+        _ingest_one(store, source, summary, people, batch)
         if report:
             report(done, len(files), source.key)
+    batch.flush()
     summary.people = len(people)
     if prune:
         folders = [Path(raw).resolve().name for raw in paths if Path(raw).is_dir()]
@@ -146,8 +151,35 @@ def ingest_paths(
     return summary
 
 
+class _Batch:
+    """Parsed documents on their way to the store: one by one, or in batches of about
+    BATCH_CHUNKS chunks when the store takes them (a failure still stops the run)."""
+
+    def __init__(self, store: KnowledgeStore) -> None:
+        self.store = store
+        self.upsert_many = getattr(store, "upsert_many", None)
+        self.docs: list[Document] = []
+
+    def add(self, doc: Document) -> None:
+        if self.upsert_many is None:
+            self.store.upsert(doc)
+            return
+        self.docs.append(doc)
+        if sum(len(d.chunks) for d in self.docs) >= BATCH_CHUNKS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.docs and self.upsert_many is not None:
+            self.upsert_many(self.docs)
+        self.docs = []
+
+
 def _ingest_one(
-    store: KnowledgeStore, source: SourceFile, summary: IngestSummary, people: set[str]
+    store: KnowledgeStore,
+    source: SourceFile,
+    summary: IngestSummary,
+    people: set[str],
+    batch: _Batch,
 ) -> None:
     try:
         data = source.path.read_bytes()
@@ -168,7 +200,7 @@ def _ingest_one(
         logger.exception("unexpected error parsing %s", source.key)
         summary.errors.append(f"{source.key}: unexpected {type(exc).__name__}: {exc}")
         return
-    store.upsert(doc)
+    batch.add(doc)
     if stored_sha is None:
         summary.documents_added += 1
     else:

@@ -1,4 +1,4 @@
-"""The embedded knowledge store: SQLite with an FTS5 (BM25) index over chunks."""
+"""The embedded knowledge store: SQLite with an FTS5 (BM25) index over chunks (+ vector_leg)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,22 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
+from typing import TYPE_CHECKING
 
 from bot.deadline import Deadline
+from bot.embedding import Embedder
 from bot.errors import KnowledgeUnavailable
 from bot.knowledge.fts_query import build_match_query, fts_term, query_words
+from bot.knowledge.sqlite_vectors import SCHEMA as VECTOR_SCHEMA
 from bot.knowledge.store import Document, DocumentInfo
 from bot.models import Passage
 from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool
+
+if TYPE_CHECKING:
+    from bot.knowledge.vector_leg import VectorLeg
 
 # build_match_query is re-exported: callers and tests import it from here.
 __all__ = ["SqliteKnowledgeStore", "build_match_query", "source_label"]
@@ -95,13 +102,23 @@ class SqliteKnowledgeStore:
 
     backend = "sqlite"
 
-    def __init__(self, path: str, pool_size: int = DEFAULT_SIZE) -> None:
+    def __init__(
+        self, path: str, pool_size: int = DEFAULT_SIZE, embedder: Embedder | None = None
+    ) -> None:
         self.path = path
         self._pool = SqlitePool(path, pool_size, _set_up)
+        self.vectors: VectorLeg | None = None  # with an embedder: rebuild(), status()
+        if embedder is not None:
+            # Imported here: numpy (about 20 MB per process) only when there is an embedder.
+            from bot.knowledge.vector_leg import VectorLeg
+
+            self.vectors = VectorLeg(
+                embedder, self._connection, self._transaction, changed=self._bump_version
+            )
         try:
             with self._connection() as conn:
                 # IF NOT EXISTS everywhere: several workers may create the schema at once.
-                conn.executescript(_SCHEMA)
+                conn.executescript(_SCHEMA + VECTOR_SCHEMA)
                 conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', ?)",
                     (uuid.uuid4().hex[:12],),
@@ -127,12 +144,16 @@ class SqliteKnowledgeStore:
             raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
 
     def close(self) -> None:
-        """Close every connection (those in use when returned); the store is unusable after."""
+        """Close every connection (those in use when returned) and the embedder's."""
         self._pool.close()
+        if self.vectors is not None:
+            self.vectors.close()
 
     def after_fork(self) -> None:
         """In a gunicorn worker: leave the master's connections alone, open our own."""
         self._pool.after_fork()
+        if self.vectors is not None:
+            self.vectors.after_fork()
 
     def __enter__(self) -> SqliteKnowledgeStore:
         return self
@@ -142,17 +163,21 @@ class SqliteKnowledgeStore:
 
     # -- reads -----------------------------------------------------------------------
     def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
-        """The `k` best chunks for free user text, by weighted BM25, best first."""
+        """The `k` best chunks for free user text, by weighted BM25, best first; with
+        vectors, BM25 and vector hits fused (full-text only when the embedding fails)."""
         terms = [fts_term(word) for word in query_words(query)]
         if not terms or k <= 0:
             return []
+        k = min(k, MAX_K)
         if deadline.expired():
             raise KnowledgeUnavailable("timeout")
         try:
             # The pool clears the progress handler when the connection is returned.
             with self._pool.connection(deadline) as conn:
                 conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, _PROGRESS_STEPS)
-                rows = self._ranked(conn, terms, min(k, MAX_K))
+                vector = self.vectors.question(conn, query, deadline) if self.vectors else None
+                ranked = partial(self._ranked, conn, terms)
+                rows = ranked(k) if vector is None else self.vectors.hybrid(conn, vector, ranked, k)
         except sqlite3.OperationalError as exc:  # PoolTimeout included
             if deadline.expired():
                 raise KnowledgeUnavailable("timeout") from exc
@@ -249,8 +274,16 @@ class SqliteKnowledgeStore:
 
     def upsert(self, doc: Document) -> None:
         """Store a document, replacing any earlier version and all of its chunks."""
+        self.upsert_many([doc])
+
+    def upsert_many(self, docs: Sequence[Document]) -> None:
+        """`upsert` in one transaction; new chunk texts are embedded together, once."""
+        codes = self.vectors.prepare(docs) if self.vectors else None  # before the write lock
         with self._transaction() as conn:
-            self._replace(conn, doc)
+            for i, doc in enumerate(docs):
+                self._replace(conn, doc)
+                if self.vectors and codes:
+                    self.vectors.write(conn, doc.id, codes[i])
             self._bump_version(conn)
 
     def remove(self, document_ids: Iterable[str]) -> int:

@@ -169,6 +169,9 @@ def _services(services: Services) -> Iterator[Finding]:
         yield Finding("warning", "the knowledge base is empty: run flask --app app ingest PATH")
     elif found.level == "ok":
         yield from _sample_beside_own(services)
+        yield from _vectors(services)
+    if found.level == "ok":
+        yield from _graph(services)
     if services.limiter is not None:
         report = storage_health(services.limiter, services.settings)
         level = "ok" if report["ok"] else "error"
@@ -197,6 +200,49 @@ def _sample_beside_own(services: Services) -> Iterator[Finding]:
             f"next to {len(documents) - len(sample)} of your own, and answers from both: "
             f"remove them with flask --app app remove {SAMPLE_FOLDER}/",
         )
+
+
+def _vectors(services: Services) -> Iterator[Finding]:
+    """The SQLite store's vectors against the configured embedding model: another model's
+    are never compared with a question's, so retrieval is full-text only until rebuilt."""
+    vectors = getattr(services.knowledge, "vectors", None)  # SQLite with an embedder only
+    if vectors is None:
+        return
+    try:
+        status = vectors.status()
+    except Exception:  # a check reports, it never crashes; the probe above said it answers
+        return
+    rebuild = "run flask --app app ingest --reembed"
+    if status.stored not in (None, status.configured):
+        yield Finding(
+            "warning",
+            f"knowledge vectors are {status.stored} but the embedding model is "
+            f"{status.configured}: questions are searched by full text only; {rebuild}",
+        )
+    elif status.with_vectors < status.chunks:
+        yield Finding(
+            "warning",
+            f"knowledge vectors: {status.chunks - status.with_vectors} of {status.chunks} "
+            f"chunks have no {status.configured} vector (found by full text only); {rebuild}",
+        )
+    else:
+        yield Finding("ok", f"knowledge vectors: {status.configured} for all chunks (hybrid)")
+
+
+def _graph(services: Services) -> Iterator[Finding]:
+    """The graph store's own lines: its server's version against the dialect's floor, the
+    indexes (created here when missing) and the vector index's dimensions."""
+    diagnose = getattr(services.knowledge, "diagnose", None)  # the graph store only
+    if diagnose is None:
+        return
+    try:
+        lines = diagnose()
+    except Exception as exc:  # a check reports, it never crashes
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        yield Finding("error", f"graph indexes: cannot be read ({reason})")
+        return
+    for level, text in lines:
+        yield Finding(level, text)
 
 
 def run_checks(services: Services) -> list[Finding]:

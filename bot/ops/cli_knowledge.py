@@ -22,14 +22,25 @@ def _services() -> Services:
 
 @click.command("ingest")
 @with_appcontext
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option(
     "--prune", is_flag=True, help="Also remove documents of these folders whose file is gone."
 )
-def ingest_command(paths: tuple[str, ...], prune: bool) -> None:
+@click.option(
+    "--reembed",
+    is_flag=True,
+    help="Then give every stored chunk a vector of the configured embedding model (after "
+    "changing it, or adding a key); PATHS are optional.",
+)
+def ingest_command(paths: tuple[str, ...], prune: bool, reembed: bool) -> None:
     """Load documents and transcripts into the knowledge base (unchanged files are skipped)."""
     from bot.knowledge.ingest import ingest_paths
 
+    if not paths:
+        if not reembed:
+            raise click.UsageError("Missing argument 'PATHS...'.")
+        _reembed()
+        return
     summary = ingest_paths(
         _services().knowledge, list(paths), progress=sys.stderr.isatty(), prune=prune
     )
@@ -42,8 +53,36 @@ def ingest_command(paths: tuple[str, ...], prune: bool) -> None:
         click.echo(f"Removed {source}: its file is gone.")
     for error in summary.errors:
         click.echo(f"error: {error}", err=True)
+    if reembed:
+        _reembed()
     if summary.errors:
         sys.exit(1)
+
+
+def _reembed() -> None:
+    """Rebuild the store's vectors with the configured model (`ingest --reembed`)."""
+    from bot.errors import KnowledgeUnavailable
+
+    knowledge = _services().knowledge
+    vectors = getattr(knowledge, "vectors", None)  # the SQLite store's vector leg
+    if vectors is None:
+        raise click.ClickException(
+            f"--reembed: the {knowledge.backend} store has no vectors to rebuild here "
+            "(SQLite needs MISTRAL_API_KEY; the graph store embeds chunks as it writes them)"
+        )
+    tty = sys.stderr.isatty()
+    try:
+        done = vectors.rebuild(
+            (lambda n: click.echo(f"\r{n} chunks done", nl=False, err=True)) if tty else None
+        )
+    except KnowledgeUnavailable as exc:
+        raise click.ClickException(f"--reembed stopped (run it again to resume): {exc}") from None
+    if tty:
+        click.echo("", err=True)
+    click.echo(
+        f"Vectors of {done.model}: {done.embedded} chunks embedded, {done.reused} reused, "
+        f"{done.replaced} of other models replaced."
+    )
 
 
 def _utc(seconds: float, layout: str = "%Y-%m-%dT%H:%M:%SZ") -> str:

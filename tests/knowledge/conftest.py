@@ -1,7 +1,8 @@
-"""Fixtures for the knowledge tests: a fresh SQLite store, documents, the sample folder."""
+"""Fixtures for the knowledge tests: a fresh SQLite store, documents, synonyms for vectors."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
 from bot.knowledge.store import Chunk, Document
+from tests.fakes.mistral_server import embed
 
 
 @pytest.fixture
@@ -48,3 +50,14 @@ def make_doc() -> Callable[..., Document]:
         )
 
     return build
+
+
+@pytest.fixture
+def synonym() -> Callable[[str], str]:
+    """A made-up word the Mistral stand-in embeds exactly like the given one (the same
+    hashed feature): only a vector search can see that the two mean the same."""
+
+    def find(word: str) -> str:
+        return next(w for w in (f"zq{i}" for i in itertools.count()) if embed(w) == embed(word))
+
+    return find

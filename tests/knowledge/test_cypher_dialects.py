@@ -13,12 +13,13 @@ from bot.knowledge.graph.dialect_falkordb import MAX_STATEMENT_BYTES, FalkorDial
 from bot.knowledge.graph.dialect_neo4j import Neo4jDialect
 from bot.knowledge.graph.schema import (
     GraphSchema,
+    SearchIndex,
     hits_query,
     quote,
     run,
     vector_literal,
 )
-from bot.knowledge.graph.search import custom_statement
+from bot.knowledge.graph.search import custom_statement, vector_hits
 from bot.knowledge.graph.write import write_document
 from bot.knowledge.store import Chunk, Document
 
@@ -75,14 +76,21 @@ def doc(*texts: str, people: tuple[str, ...] = ("Ann", "Bo")) -> Document:
 
 
 def test_neo4j_index_statements_follow_the_manual() -> None:
-    statements = NEO4J.index_statements(SCHEMA, vectors=True, existing=[])
-    assert all(" IF NOT EXISTS " in s for s in statements)
-    fulltext, *_, vector = statements
+    statements = NEO4J.index_statements(SCHEMA, vectors=True, rows=[])
+    assert all(" IF NOT EXISTS " in s for choices in statements for s in choices)
+    (fulltext,), document, person, (vector,) = statements
     assert fulltext.startswith("CREATE FULLTEXT INDEX `chunk_fulltext` IF NOT EXISTS")
     assert "FOR (c:`Chunk`) ON EACH [c.`text`, c.`title`]" in fulltext
+    # A uniqueness constraint (its range index serves MERGE), else a plain range index.
+    assert document == (
+        "CREATE CONSTRAINT `document_id_unique` IF NOT EXISTS "
+        "FOR (n:`Document`) REQUIRE n.`id` IS UNIQUE",
+        "CREATE RANGE INDEX `document_id` IF NOT EXISTS FOR (n:`Document`) ON (n.`id`)",
+    )
+    assert "FOR (n:`Person`) REQUIRE n.`name` IS UNIQUE" in person[0]
     assert vector.startswith("CREATE VECTOR INDEX `chunk_embedding` IF NOT EXISTS")
     assert "`vector.dimensions`: 1024" in vector and "'cosine'" in vector
-    assert len(NEO4J.index_statements(SCHEMA, vectors=False, existing=[])) == len(statements) - 1
+    assert len(NEO4J.index_statements(SCHEMA, vectors=False, rows=[])) == len(statements) - 1
 
 
 def test_neo4j_search_procedures_take_user_text_only_as_parameters() -> None:
@@ -96,7 +104,7 @@ def test_neo4j_search_procedures_take_user_text_only_as_parameters() -> None:
 
 
 def test_falkordb_creates_only_missing_indexes() -> None:
-    everything = FALKOR.index_statements(SCHEMA, vectors=True, existing=[])
+    everything = [s for (s,) in FALKOR.index_statements(SCHEMA, vectors=True, rows=[])]
     assert everything[0].startswith("CALL db.idx.fulltext.createNodeIndex({label: 'Chunk'")
     assert everything[0].endswith("'text', 'title')") and "stopwords: [" in everything[0]
     assert "CREATE INDEX FOR (n:`Document`) ON (n.`id`)" in everything
@@ -106,10 +114,12 @@ def test_falkordb_creates_only_missing_indexes() -> None:
         {"label": "Document", "types": {"id": ["RANGE"]}},
         {"label": "Person", "types": {"name": ["RANGE"]}},
     ]
-    assert FALKOR.index_statements(SCHEMA, vectors=True, existing=existing) == [
-        "CALL db.idx.fulltext.createNodeIndex({label: 'Chunk', stopwords: ["
-        + everything[0].split("stopwords: [")[1].split("]")[0]
-        + "]}, 'title')"
+    assert FALKOR.index_statements(SCHEMA, vectors=True, rows=existing) == [
+        (
+            "CALL db.idx.fulltext.createNodeIndex({label: 'Chunk', stopwords: ["
+            + everything[0].split("stopwords: [")[1].split("]")[0]
+            + "]}, 'title')",
+        )
     ]
 
 
@@ -141,9 +151,8 @@ def test_configured_names_appear_quoted_everywhere() -> None:
     query = hits_query(schema, NEO4J, "CALL x() YIELD node, score", "DESC", 10)
     assert "(d:`Source`)-[:HAS_CHUNK]->(c)" in query and "c.`body` AS text" in query
     assert "LIMIT 10" in query
-    assert any(
-        "(c:`Passage`) ON EACH [c.`body`" in s for s in NEO4J.index_statements(schema, False, [])
-    )
+    statements = NEO4J.index_statements(schema, False, [])
+    assert any("(c:`Passage`) ON EACH [c.`body`" in s for (s, *_) in statements)
 
 
 def test_oversized_statements_are_refused_before_reaching_falkordb() -> None:
@@ -199,3 +208,25 @@ def test_a_custom_retrieval_query_gets_its_parameters() -> None:
     assert "$embedding" not in statement and "[0.5,0.25]" in statement  # a literal, see above
     assert "embedding" not in params and len(params["question"]) == 1500
     assert "null" in custom_statement(query, FALKOR, "budget", 5, None)[0]
+
+
+def test_vector_queries_ask_past_tombstones_until_the_answer_is_whole() -> None:
+    """FalkorDB counts deleted vectors among the k nearest: a listing read before 30 of
+    them were deleted (the web process's, up to a minute old) says nothing of them."""
+    asked: list[int] = []
+
+    def read(work: Any) -> list[dict]:
+        tx = FakeTx()
+        work(tx)
+        k = int(re.search(r"'embedding', (\d+),", tx.statements[-1][0])[1])
+        asked.append(k)
+        live = max(0, min(20, k - 30))  # the 30 tombstones are the nearest
+        return [{"chunk_id": f"c{i}"} for i in range(min(12, live))]  # LIMIT 12
+
+    listed = SearchIndex("Chunk", "ONLINE", dimensions=2, entries=20, added=40)
+    rows = vector_hits(read, SCHEMA, FALKOR, listed, [0.5, 0.5], limit=12)
+    assert len(rows) == 12 and asked == [24, 96]  # its stale share first, then 4 times more
+    calls: list[int] = []
+    neo4j = SearchIndex("chunk_embedding", "ONLINE", dimensions=2)  # no counts: one query
+    vector_hits(lambda work: calls.append(1) or [], SCHEMA, NEO4J, neo4j, [0.5, 0.5], 12)
+    assert calls == [1]

@@ -33,7 +33,9 @@ def test_a_healthy_setup_exits_0(make_app, mistral):
         "https://bot.example.com/whatsapp/webhook (HTTP POST)" in lines
     )
     assert any("knowledge (sqlite): answers in" in line and "5 documents" in line for line in lines)
-    assert [r.path for r in mistral.requests] == ["/v1/models"]
+    assert "OK      knowledge vectors: mistral-embed/1024 for all chunks (hybrid)" in lines
+    # The check itself asks for the model list only (ingest embedded the sample before).
+    assert [r.path for r in mistral.requests if r.path != "/v1/embeddings"] == ["/v1/models"]
 
 
 @pytest.mark.parametrize(
@@ -66,7 +68,7 @@ def test_unreachable_redis_is_an_error(make_app):
 
 
 def test_a_rejected_mistral_key_is_an_error(make_app, mistral):
-    mistral.statuses = [401]
+    mistral.statuses = [401] * 2  # the sample's embedding at ingest, then the check's call
     code, lines = check(make_app, mistral_api_key="bad", mistral_server_url=mistral.url)
     assert code == 1
     assert "ERROR   llm (mistral, mistral-small-latest): not reachable (http 401)" in lines

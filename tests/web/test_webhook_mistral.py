@@ -88,7 +88,7 @@ def test_persistent_errors_yield_the_fallback(send, mistral, status):
 
 
 def test_a_transient_429_is_retried_within_the_budget(send, mistral):
-    mistral.statuses = [429]
+    mistral.statuses = [200, 429]  # the question's embedding, then the chat completion
     mistral.reply = "The attendees were Amara, Jonas, Priya and Tom."
     (reply,), _ = send("@agent who attended the UNEA meeting?")
     assert reply.startswith("The attendees were")

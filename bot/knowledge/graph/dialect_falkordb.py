@@ -2,9 +2,21 @@
 
 Indexes are keyed by label and property, not by name, and creating one that exists fails
 with an opaque error, so the store lists them (`db.indexes()`) and creates only what is
-missing. Full-text queries are RediSearch syntax (terms joined by `|`); a stray special
-character fails the whole query, so every user word is escaped. The vector index's
-`score` is a distance, lower is closer.
+missing. All indexes of a label form one index: while it is (re)built, `db.indexes()` lists
+the old one (OPERATIONAL, still answering) beside the new ("UNDER CONSTRUCTION").
+Uniqueness constraints exist only as a Redis command (GRAPH.CONSTRAINT), which Bolt cannot
+send; FalkorDB runs one write query at a time per graph, so `MERGE` cannot race anyway.
+
+Its vector index (4.16) keeps deleted and updated nodes as tombstones that still count
+among the k nearest (2 vectors deleted and 3 added: a k=3 query returns 2; after 25
+deleted, 3 new ones were never returned; fixed upstream in FalkorDB PR #2197, 2026). So
+the store asks for more neighbours while the answer comes back short (see search.py), and
+ingest rebuilds the vector index once the label's index holds many more entries than live
+nodes (`rebuild_vector`, see indexes.py).
+
+Full-text queries are RediSearch syntax (terms joined by `|`); a stray special character
+fails the whole query, so every user word is escaped. The vector index's `score` is a
+distance, lower is closer.
 
 FalkorDB 4.16's Bolt server writes parameters into the query text: between single
 quotes without escaping them (so `it's` is a syntax error), with floats cut to six
@@ -19,7 +31,15 @@ from __future__ import annotations
 from typing import Any
 
 from bot.knowledge.graph.rank import rarest
-from bot.knowledge.graph.schema import GraphSchema, Statement, quote, vector_literal
+from bot.knowledge.graph.schema import (
+    ONLINE,
+    GraphSchema,
+    Indexes,
+    SearchIndex,
+    Statement,
+    quote,
+    vector_literal,
+)
 from bot.knowledge.graph.text import redisearch_query, redisearch_terms
 from bot.text import STOPWORDS
 
@@ -28,6 +48,12 @@ INDEX_STOPWORDS = STOPWORDS | frozenset("uh um mm hmm mhm yeah okay ok oh ah".sp
 LINE_BREAK = " \n "  # see stored_text
 MAX_STATEMENT_BYTES = 3500  # the server crashes at ~4,090 bytes of query + parameters
 VECTOR_BATCH = 10  # chunks per parameter-free statement (about 200 KB of Cypher)
+OPERATIONAL = "OPERATIONAL"  # db.indexes() status of an index that answers queries
+LIST_INDEXES = (
+    "CALL db.indexes() YIELD label, types, options, status, info "
+    "RETURN label, types, options, status, "
+    "info.numDocuments AS entries, info.maxDocId AS added"
+)
 
 
 def encode(value: Any) -> Any:
@@ -62,9 +88,11 @@ class FalkorDialect:
     name = "falkordb"
     vector_order = "ASC"
     node_id = "id(c)"
-    list_indexes = "CALL db.indexes() YIELD label, properties, types RETURN label, types"
+    list_indexes = LIST_INDEXES
     max_statement_bytes = MAX_STATEMENT_BYTES
     rerank = True  # its score cannot rank: see rank.py
+    unique_lookups = False
+    min_version = None  # its agent string says "Neo4j/5.13.0" whatever its own version
 
     def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
         """How many chunks hold each term, and how many chunks there are."""
@@ -130,11 +158,44 @@ class FalkorDialect:
     def shown_text(self, text: str) -> str:
         return text.replace(LINE_BREAK, "\n")
 
+    def read_indexes(self, schema: GraphSchema, rows: list[dict[str, Any]]) -> Indexes:
+        """The chunk label's full-text and vector index (the answering one while another is
+        built), and which lookups have a range index."""
+        chunk = [r for r in rows if r.get("label") == schema.chunk_label]
+        ready = [r for r in chunk if r.get("status") == OPERATIONAL]
+
+        def index(prop: str, kind: str) -> SearchIndex | None:
+            row = next(
+                (r for r in ready + chunk if kind in _types([r], r["label"]).get(prop, [])), None
+            )
+            if row is None:
+                return None
+            dimensions = ((row.get("options") or {}).get(prop) or {}).get("dimension")
+            return SearchIndex(
+                name=schema.chunk_label,
+                state=ONLINE if row.get("status") == OPERATIONAL else "POPULATING",
+                dimensions=int(dimensions) if dimensions is not None else None,
+                entries=int(row.get("entries") or 0),
+                added=int(row.get("added") or 0),
+            )
+
+        lookups = {
+            f"{label}.{prop}": False
+            for label, prop in ((schema.document_label, "id"), (schema.person_label, "name"))
+            if "RANGE" in _types(rows, label).get(prop, [])
+        }
+        return Indexes(
+            fulltext=index(schema.text_property, "FULLTEXT"),
+            vector=index(schema.embedding_property, "VECTOR"),
+            lookups=lookups,
+            building=len(ready) < len(chunk),
+        )
+
     def index_statements(
-        self, schema: GraphSchema, vectors: bool, existing: list[dict[str, Any]]
-    ) -> list[str]:
+        self, schema: GraphSchema, vectors: bool, rows: list[dict[str, Any]]
+    ) -> list[tuple[str, ...]]:
         """Statements for the indexes `db.indexes()` did not list."""
-        chunk = _types(existing, schema.chunk_label)
+        chunk = _types(rows, schema.chunk_label)
         statements = []
         missing = [
             prop
@@ -147,13 +208,28 @@ class FalkorDialect:
             words = ", ".join(f"'{w}'" for w in sorted(INDEX_STOPWORDS))
             options = f"{{label: {_literal(schema.chunk_label)}, stopwords: [{words}]}}"
             names = ", ".join(_literal(n) for n in missing)
-            statements.append(f"CALL db.idx.fulltext.createNodeIndex({options}, {names})")
+            statements.append((f"CALL db.idx.fulltext.createNodeIndex({options}, {names})",))
         for label, prop in ((schema.document_label, "id"), (schema.person_label, "name")):
-            if "RANGE" not in _types(existing, label).get(prop, []):
-                statements.append(f"CREATE INDEX FOR (n:{quote(label)}) ON (n.{quote(prop)})")
+            if "RANGE" not in _types(rows, label).get(prop, []):
+                statements.append((f"CREATE INDEX FOR (n:{quote(label)}) ON (n.{quote(prop)})",))
         if vectors and "VECTOR" not in chunk.get(schema.embedding_property, []):
-            statements.append(
-                f"CREATE VECTOR INDEX FOR (c:{schema.chunk}) ON (c.{schema.embedding}) "
-                f"OPTIONS {{dimension: {int(schema.dimensions)}, similarityFunction: 'cosine'}}"
-            )
+            statements.append((_create_vector(schema),))
         return statements
+
+    def await_indexes(self, seconds: float) -> str | None:
+        """No such procedure: the store polls `db.indexes()` until nothing is built."""
+        return None
+
+    def rebuild_vector(self, schema: GraphSchema) -> list[str]:
+        """Drop and create: the label's index is built again from the live nodes alone
+        (the old one answers until the new one is OPERATIONAL)."""
+        drop = f"DROP VECTOR INDEX FOR (c:{schema.chunk}) ON (c.{schema.embedding})"
+        return [drop, _create_vector(schema)]
+
+
+def _create_vector(schema: GraphSchema) -> str:
+    """The vector index over chunk embeddings, for the schema's dimensions."""
+    return (
+        f"CREATE VECTOR INDEX FOR (c:{schema.chunk}) ON (c.{schema.embedding}) "
+        f"OPTIONS {{dimension: {int(schema.dimensions)}, similarityFunction: 'cosine'}}"
+    )

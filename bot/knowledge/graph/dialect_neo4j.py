@@ -1,8 +1,15 @@
-"""The Neo4j dialect (Neo4j 5 / 2025 Cypher manual): named indexes, `db.index.*` procedures.
+"""The Neo4j dialect (Neo4j 5.15+ and 2025.x/2026.x, Cypher 5 and 25): named indexes,
+`db.index.*` procedures.
 
-Full-text queries are Lucene syntax: every user word is escaped and quoted. Indexes are
-created with `CREATE ... INDEX name IF NOT EXISTS`, which is a no-op (plus an
-informational notification) when an index of that name or schema exists. The vector
+5.15 is the floor: `CREATE VECTOR INDEX` arrived then (5.13 and 5.14 only had the
+`db.index.vector.createNodeIndex` procedure), and `check` says so when the server's agent
+string is older. Indexes are read with `SHOW INDEXES`, which needs only the SHOW INDEX
+privilege, so a read-only user can search an existing graph; only ingest and `check`
+create what is missing. Lookups by document id and person name are uniqueness constraints
+(their backing range index serves `MERGE`, and two ingests cannot create the same document
+twice), or plain range indexes where existing data already holds duplicates.
+
+Full-text queries are Lucene syntax: every user word is escaped and quoted. The vector
 index's `score` is a similarity in [0, 1], higher is closer. Parameters travel as Bolt
 values of any size, vectors included.
 """
@@ -11,21 +18,72 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.knowledge.graph.schema import GraphSchema, Statement, quote
+from bot.knowledge.graph.schema import (
+    GraphSchema,
+    Indexes,
+    SearchIndex,
+    Statement,
+    quote,
+)
 from bot.knowledge.graph.text import lucene_query
 
 VECTOR_BATCH = 100  # chunks per statement that stores vectors
+MIN_VERSION = (5, 15)
+LIST_INDEXES = (
+    "SHOW INDEXES YIELD name, type, entityType, labelsOrTypes, properties, state, "
+    "owningConstraint, options"
+)
+
+
+def _on(row: dict[str, Any], kind: str, label: str, prop: str) -> bool:
+    """`row` is a node index of `kind` over `label` that covers `prop`."""
+    return (
+        row.get("type") == kind
+        and row.get("entityType") == "NODE"
+        and label in (row.get("labelsOrTypes") or [])
+        and prop in (row.get("properties") or [])
+    )
+
+
+def _search_index(
+    rows: list[dict[str, Any]], kind: str, name: str, label: str, prop: str
+) -> SearchIndex | None:
+    """The index named `name`, else one of that kind over `label`.`prop`, as a SearchIndex."""
+    named = [r for r in rows if r.get("type") == kind and r.get("name") == name]
+    row = (named or [r for r in rows if _on(r, kind, label, prop)] or [None])[0]
+    if row is None:
+        return None
+    config = (row.get("options") or {}).get("indexConfig") or {}
+    dimensions = config.get("vector.dimensions")
+    return SearchIndex(
+        name=str(row.get("name") or ""),
+        state=str(row.get("state") or ""),
+        dimensions=int(dimensions) if dimensions is not None else None,
+    )
+
+
+def _lookups(schema: GraphSchema, rows: list[dict[str, Any]]) -> dict[str, bool]:
+    """{"Document.id": unique?, ...} for the single-property range indexes that exist."""
+    found = {}
+    for label, prop in ((schema.document_label, "id"), (schema.person_label, "name")):
+        for row in rows:
+            exact = row.get("labelsOrTypes") == [label] and row.get("properties") == [prop]
+            if exact and row.get("type") == "RANGE":
+                found[f"{label}.{prop}"] = bool(row.get("owningConstraint"))
+    return found
 
 
 class Neo4jDialect:
-    """Cypher for Neo4j 5.13+ and 2025.x."""
+    """Cypher for Neo4j 5.15+, 2025.x and 2026.x."""
 
     name = "neo4j"
     vector_order = "DESC"
     node_id = "elementId(c)"
-    list_indexes = None
+    list_indexes = LIST_INDEXES
     max_statement_bytes = None
     rerank = False  # Lucene's BM25 ranks well
+    unique_lookups = True
+    min_version = MIN_VERSION
 
     def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
         """Nothing to look up: Lucene's BM25 already weighs rare terms."""
@@ -45,6 +103,10 @@ class Neo4jDialect:
 
     def vector_call(self, schema: GraphSchema, vector: list[float], limit: int) -> Statement:
         """Approximate nearest neighbours of $embedding in the index named $index."""
+        # Deprecated in Cypher 25 from Neo4j 2026.04 in favour of the SEARCH clause
+        # (`MATCH (c) SEARCH c IN (VECTOR INDEX ... FOR $embedding LIMIT k) SCORE AS score`,
+        # 2026.01+): switch when 2026.01 becomes the floor. The procedure still works in
+        # Cypher 5 and 25; the server's deprecation notice is logged once per process.
         call = (
             f"CALL db.index.vector.queryNodes($index, {int(limit)}, $embedding) YIELD node, score"
         )
@@ -72,26 +134,67 @@ class Neo4jDialect:
     def shown_text(self, text: str) -> str:
         return text
 
+    def read_indexes(self, schema: GraphSchema, rows: list[dict[str, Any]]) -> Indexes:
+        """Ours by name, else an equivalent one over the same label and property (an
+        existing graph's vector index may have another name, and `IF NOT EXISTS` would not
+        create ours beside it)."""
+        label = schema.chunk_label
+        return Indexes(
+            fulltext=_search_index(
+                rows, "FULLTEXT", schema.fulltext_index, label, schema.text_property
+            ),
+            vector=_search_index(
+                rows, "VECTOR", schema.vector_index, label, schema.embedding_property
+            ),
+            lookups=_lookups(schema, rows),
+        )
+
     def index_statements(
-        self, schema: GraphSchema, vectors: bool, existing: list[dict[str, Any]]
-    ) -> list[str]:
-        """Idempotent DDL: full-text over text and title, lookups by id and name, vectors."""
-        c, d, p = schema.chunk, schema.document, schema.person
-        statements = [
-            f"CREATE FULLTEXT INDEX {quote(schema.fulltext_index)} IF NOT EXISTS "
-            f"FOR (c:{c}) ON EACH [c.{schema.text}, c.`title`] "
-            # The English analyzer stems ("meetings" finds "meeting"), as SQLite's porter does.
-            "OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}}",
-            f"CREATE RANGE INDEX {quote(schema.document_label.lower() + '_id')} IF NOT EXISTS "
-            f"FOR (d:{d}) ON (d.id)",
-            f"CREATE RANGE INDEX {quote(schema.person_label.lower() + '_name')} IF NOT EXISTS "
-            f"FOR (p:{p}) ON (p.name)",
-        ]
-        if vectors:
+        self, schema: GraphSchema, vectors: bool, rows: list[dict[str, Any]]
+    ) -> list[tuple[str, ...]]:
+        """What `SHOW INDEXES` did not list: full-text over text and title, lookups by id
+        and name (a uniqueness constraint, else a range index), vectors."""
+        found = self.read_indexes(schema, rows)
+        c = schema.chunk
+        statements: list[tuple[str, ...]] = []
+        if found.fulltext is None:
             statements.append(
-                f"CREATE VECTOR INDEX {quote(schema.vector_index)} IF NOT EXISTS "
-                f"FOR (c:{c}) ON c.{schema.embedding} OPTIONS {{indexConfig: {{"
-                f"`vector.dimensions`: {int(schema.dimensions)}, "
-                "`vector.similarity_function`: 'cosine'}}"
+                (
+                    f"CREATE FULLTEXT INDEX {quote(schema.fulltext_index)} IF NOT EXISTS "
+                    f"FOR (c:{c}) ON EACH [c.{schema.text}, c.`title`] "
+                    # The English analyzer stems ("meetings" finds "meeting"), as SQLite's
+                    # porter does.
+                    "OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}}",
+                )
+            )
+        for label, prop in ((schema.document_label, "id"), (schema.person_label, "name")):
+            if f"{label}.{prop}" in found.lookups:
+                continue
+            name = f"{label.lower()[:40]}_{prop}"
+            node, key = f"(n:{quote(label)})", f"n.{quote(prop)}"
+            statements.append(
+                (
+                    f"CREATE CONSTRAINT {quote(name + '_unique')} IF NOT EXISTS "
+                    f"FOR {node} REQUIRE {key} IS UNIQUE",
+                    f"CREATE RANGE INDEX {quote(name)} IF NOT EXISTS FOR {node} ON ({key})",
+                )
+            )
+        if vectors and found.vector is None:
+            statements.append(
+                (
+                    f"CREATE VECTOR INDEX {quote(schema.vector_index)} IF NOT EXISTS "
+                    f"FOR (c:{c}) ON c.{schema.embedding} OPTIONS {{indexConfig: {{"
+                    f"`vector.dimensions`: {int(schema.dimensions)}, "
+                    "`vector.similarity_function`: 'cosine'}}",
+                )
             )
         return statements
+
+    def await_indexes(self, seconds: float) -> str | None:
+        """`db.awaitIndexes` waits until every index is online (or fails at the timeout)."""
+        return f"CALL db.awaitIndexes({max(1, int(seconds))})"
+
+    def rebuild_vector(self, schema: GraphSchema) -> list[str]:
+        """Nothing to rebuild: Lucene's HNSW search passes over deleted nodes while it
+        searches, so k live ones come back."""
+        return []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from bot.embedding import EMBEDDING_DIMENSIONS
@@ -79,6 +79,51 @@ class GraphSchema:
 
 
 Statement = tuple[str, dict[str, Any]]
+ONLINE = "ONLINE"  # an index state: queries use it (Neo4j's word; FalkorDB says OPERATIONAL)
+
+
+@dataclass(frozen=True)
+class SearchIndex:
+    """One search index as the server lists it."""
+
+    name: str  # what the query procedure names (Neo4j); FalkorDB's are named by label
+    state: str  # ONLINE, POPULATING, FAILED, ...
+    dimensions: int | None = None  # a vector index's
+    # FalkorDB: the label's live index entries, and how many were ever added (maxDocId).
+    # Deleted and updated nodes stay behind in its vector index as tombstones, so the
+    # difference is an upper bound of the tombstones a vector query must read past.
+    entries: int = 0
+    added: int = 0
+
+    @property
+    def online(self) -> bool:
+        return self.state == ONLINE
+
+    @property
+    def stale(self) -> int:
+        """Entries added but no longer live: at most this many tombstones."""
+        return max(0, self.added - self.entries)
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """What the store's queries need, as found on the server (None: missing)."""
+
+    fulltext: SearchIndex | None = None
+    vector: SearchIndex | None = None
+    # "Document.id" / "Person.name" -> True when a uniqueness constraint backs the lookup
+    lookups: dict[str, bool] = field(default_factory=dict)
+    building: bool = False  # FalkorDB: an index of the chunk label is being (re)built
+
+    def vector_usable(self, dimensions: int) -> bool:
+        """The vector index answers queries of `dimensions`-long vectors."""
+        vector = self.vector
+        return vector is not None and vector.online and vector.dimensions in (None, dimensions)
+
+    def settled(self) -> bool:
+        """Nothing of ours is still being built."""
+        legs = (self.fulltext, self.vector)
+        return not self.building and all(leg is None or leg.online for leg in legs)
 
 
 class Dialect(Protocol):
@@ -87,9 +132,11 @@ class Dialect(Protocol):
     name: str
     vector_order: str  # "DESC" when a higher score is closer, "ASC" for a distance
     node_id: str  # Cypher for `c`'s identity (returned at creation, used to set vectors)
-    list_indexes: str | None  # lists existing indexes; None when IF NOT EXISTS suffices
+    list_indexes: str  # lists the existing indexes (a read: no index-creation rights needed)
     max_statement_bytes: int | None  # query + rendered parameters, when the server has a cap
     rerank: bool  # full-text candidates are ranked by rank.bm25, not by the engine
+    min_version: tuple[int, int] | None  # the oldest server version (agent string) it speaks to
+    unique_lookups: bool  # document ids and person names are uniqueness constraints
 
     def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
         """A statement returning rows of {term, chunks, frequency}, if the engine needs them."""
@@ -123,10 +170,22 @@ class Dialect(Protocol):
         """Stored chunk text as users see it (undoes stored_text)."""
         ...
 
+    def read_indexes(self, schema: GraphSchema, rows: list[dict[str, Any]]) -> Indexes:
+        """The indexes the store's queries use, from the rows of `list_indexes`."""
+        ...
+
     def index_statements(
-        self, schema: GraphSchema, vectors: bool, existing: list[dict[str, Any]]
-    ) -> list[str]:
-        """Statements creating the indexes that are missing."""
+        self, schema: GraphSchema, vectors: bool, rows: list[dict[str, Any]]
+    ) -> list[tuple[str, ...]]:
+        """For each missing index, the statements to try in order until one succeeds."""
+        ...
+
+    def await_indexes(self, seconds: float) -> str | None:
+        """A statement that waits for new indexes to come online (None: poll the listing)."""
+        ...
+
+    def rebuild_vector(self, schema: GraphSchema) -> list[str]:
+        """Statements that rebuild the vector index without its tombstones (or none)."""
         ...
 
 

@@ -1,11 +1,14 @@
 """How the graph store searches: the statements of one search and the passages they give.
 
-Pure functions over a transaction-like `tx` and plain rows, shared by both dialects.
+Pure functions over a transaction-like `tx` and plain rows, shared by both dialects. Each
+leg runs in its own transaction, so one that fails leaves the other's hits.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from bot.errors import KnowledgeUnavailable
@@ -13,6 +16,7 @@ from bot.knowledge.graph.rank import CANDIDATE_ROWS, bm25
 from bot.knowledge.graph.schema import (
     Dialect,
     GraphSchema,
+    SearchIndex,
     Statement,
     hits_query,
     run,
@@ -21,7 +25,11 @@ from bot.knowledge.graph.schema import (
 from bot.knowledge.graph.text import clip_bytes, people_text, reciprocal_rank_fusion
 from bot.models import Passage
 
+logger = logging.getLogger(__name__)
+
 CUSTOM_QUESTION_BYTES = 1500  # FalkorDB pastes parameters into a ~4 KB buffer
+# Neighbours one vector query asks for at most: past indexes.MAX_STALE tombstones and more.
+MAX_VECTOR_FETCH = 4000
 
 
 def source_label(title: str, date: str) -> str:
@@ -29,29 +37,62 @@ def source_label(title: str, date: str) -> str:
     return f"{title} ({date})" if date else title
 
 
-def search_hits(
-    tx: Any,
-    schema: GraphSchema,
-    dialect: Dialect,
-    query: str,
-    vector: list[float] | None,
-    limit: int,
-) -> list[list[dict]]:
-    """Rows of each search leg (full-text, then vector), best first, at most `limit` each."""
+def fulltext_hits(
+    tx: Any, schema: GraphSchema, dialect: Dialect, query: str, limit: int
+) -> list[dict]:
+    """The full-text leg's rows, best first, at most `limit`."""
     frequencies = None
     if counting := dialect.term_frequencies(schema, query):
         frequencies = run(tx, dialect, *counting).data()
-    legs: list[Statement] = []
-    if text_query := dialect.fulltext_query(query, frequencies):
-        fetch = CANDIDATE_ROWS if dialect.rerank else limit
-        call, params = dialect.fulltext_call(schema, text_query, fetch)
-        legs.append((hits_query(schema, dialect, call, "DESC", fetch), params))
-    if vector is not None:
-        call, params = dialect.vector_call(schema, vector, limit)
-        legs.append((hits_query(schema, dialect, call, dialect.vector_order, limit), params))
-    results = [run(tx, dialect, q, p).data() for q, p in legs]
-    if dialect.rerank and frequencies and results and results[0]:
-        results[0] = _ranked(frequencies, results[0])[:limit]
+    text_query = dialect.fulltext_query(query, frequencies)
+    if not text_query:
+        return []
+    fetch = CANDIDATE_ROWS if dialect.rerank else limit
+    call, params = dialect.fulltext_call(schema, text_query, fetch)
+    rows = run(tx, dialect, hits_query(schema, dialect, call, "DESC", fetch), params).data()
+    if dialect.rerank and frequencies and rows:
+        rows = _ranked(frequencies, rows)[:limit]
+    return rows
+
+
+def vector_hits(
+    read: Callable[[Callable[[Any], list[dict]]], list[dict]],
+    schema: GraphSchema,
+    dialect: Dialect,
+    index: SearchIndex,
+    vector: list[float],
+    limit: int,
+) -> list[dict]:
+    """The vector leg's rows, best first, at most `limit`, each query run by `read`.
+
+    A FalkorDB index counts tombstones among the k nearest (see dialect_falkordb.py): ask
+    for as many more neighbours as its stale share, and four times more while the answer
+    stays short of what the index holds (tombstones crowd near the chunks that replaced
+    them). Neo4j lists no such counts, so its leg is one query of `limit`."""
+    fetch = max(limit, -(-limit * index.added // max(index.entries, 1)))
+    while True:
+        fetch = min(fetch, MAX_VECTOR_FETCH)
+        call, params = dialect.vector_call(schema, vector, fetch)
+        query = hits_query(schema, dialect, call, dialect.vector_order, limit)
+        rows = read(lambda tx, q=query, p=params: run(tx, dialect, q, p).data())
+        if len(rows) >= min(limit, index.entries) or fetch >= min(MAX_VECTOR_FETCH, index.added):
+            return rows
+        fetch *= 4
+
+
+def each_leg(legs: dict[str, Callable[[], list[dict]]]) -> list[list[dict]]:
+    """Every leg's rows; a leg that fails is logged and left out while another answers."""
+    if not legs:
+        raise KnowledgeUnavailable("no search index of the graph is online")
+    results, failures = [], []
+    for name, leg in legs.items():
+        try:
+            results.append(leg())
+        except KnowledgeUnavailable as exc:
+            failures.append(exc)
+            logger.warning("graph %s search failed (%s)", name, exc)
+    if not results:
+        raise failures[0]
     return results
 
 

@@ -2,48 +2,54 @@
 
 One store, one small dialect switch (dialect_neo4j.py, dialect_falkordb.py) for index DDL
 and the search procedures. Retrieval is full-text always and vector search when chunks
-carry embeddings and an embedder is configured, fused by reciprocal rank. Every failure
-of the server or the driver becomes KnowledgeUnavailable, so the use case degrades.
+carry embeddings and an embedder is configured, fused by reciprocal rank; each leg runs in
+its own transaction and only when its index is online (indexes.py), so one failing leg
+leaves the other's hits. Searching only reads: indexes are created by ingest and `check`.
+Every failure of the server or the driver becomes KnowledgeUnavailable, so the use case
+degrades.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from bot.deadline import Deadline
 from bot.embedding import Embedder
 from bot.errors import EmbeddingFailed, KnowledgeUnavailable
-from bot.knowledge.graph.client import GraphClient, GraphQueryError
+from bot.knowledge.graph.client import GraphClient
 from bot.knowledge.graph.dialect_falkordb import FalkorDialect
 from bot.knowledge.graph.dialect_neo4j import Neo4jDialect
-from bot.knowledge.graph.schema import Dialect, GraphSchema, Statement, read_queries, run
+from bot.knowledge.graph.indexes import IndexKeeper
+from bot.knowledge.graph.schema import Dialect, GraphSchema, Indexes, read_queries, run
 from bot.knowledge.graph.search import (
     custom_passages,
     custom_statement,
+    each_leg,
+    fulltext_hits,
     fuse,
     people_passage,
-    search_hits,
+    vector_hits,
 )
+from bot.knowledge.graph.server import describe, detect_dialect, too_old
 from bot.knowledge.graph.text import best_title_match, is_people_question
-from bot.knowledge.graph.write import orphans, remove_document, write_document
+from bot.knowledge.graph.write import remove_document, write_document
 from bot.knowledge.store import Document, DocumentInfo
 from bot.models import Passage
 
 logger = logging.getLogger(__name__)
 
 DIALECTS: dict[str, Dialect] = {"neo4j": Neo4jDialect(), "falkordb": FalkorDialect()}
-# Only FalkorDB lists its `db.idx.*` procedures here; Neo4j 5 removed dbms.procedures().
-DETECT_DIALECT = (
-    "CALL dbms.procedures() YIELD name WHERE name STARTS WITH 'db.idx.' RETURN count(name) AS n"
-)
 MAX_K = 100
 CANDIDATES = 4  # each search leg fetches k * this many hits for fusion to choose from
 WRITE_SECONDS = 120.0  # ingest is offline: one document (embeddings included) gets this long
-SMALL_READ_SECONDS = 5.0  # counts and sha lookups (CLI and ingest, not the webhook)
+# Counts and sha lookups (CLI, ingest, check; not the webhook): longer than a webhook's
+# budget, so a cold connection gets the offline acquisition time (client.py).
+SMALL_READ_SECONDS = 20.0
+CHECK_SECONDS = 90.0  # `check`: the server, then creating missing indexes and waiting
 LIST_SECONDS = 60.0  # every document with its chunk count (CLI, ingest --prune, check)
 PING_SECONDS = 1.5  # /health must say "down" quickly
 VERSION_SECONDS = 1.0  # read before every first-turn answer (answer cache key)
@@ -65,61 +71,47 @@ class GraphKnowledgeStore:
             raise ValueError(f"unknown graph dialect {dialect!r}")
         self.client = client
         self.schema = schema or GraphSchema()
+        if embedder is not None:  # the vector index is made for, and checked against, these
+            self.schema = replace(self.schema, dimensions=embedder.dimensions)
         self.embedder = embedder
         self.retrieval_query = retrieval_query.strip()
         self._dialect: Dialect | None = DIALECTS.get(dialect)
         self.backend = self._dialect.name if self._dialect else "graph"
         self._queries = read_queries(self.schema)
-        self._schema_pid = 0  # the process that made sure the indexes exist
+        self.indexes = IndexKeeper(client, self.schema, vectors=embedder is not None)
         self._embedded: tuple[float, bool] = (0.0, False)  # (checked at, answer)
 
     # -- plumbing --------------------------------------------------------------------
     def dialect(self, deadline: Deadline) -> Dialect:
-        """The configured dialect, or the detected one ("auto") once connected."""
+        """The configured dialect, or the one the server shows ("auto") once it answers;
+        a failure (credentials above all) settles nothing."""
         if self._dialect is None:
-            try:
-                rows = self.client.read(lambda tx: tx.run(DETECT_DIALECT).data(), deadline)
-                name = "falkordb" if rows and rows[0]["n"] else "neo4j"
-            except GraphQueryError:
-                name = "neo4j"
+            name, info = detect_dialect(self.client, deadline)
             self._dialect = DIALECTS[name]
             self.backend = name
-            logger.info("graph dialect detected: %s", name)
+            logger.info("graph dialect detected: %s (%s)", name, info.agent)
+            if problem := too_old(self._dialect.min_version, info):
+                logger.error("graph: %s", problem)
         return self._dialect
 
     def _read(self, query: str, params: dict[str, Any], deadline: Deadline) -> list[dict]:
         dialect = self.dialect(deadline)
         return self.client.read(lambda tx: run(tx, dialect, query, params).data(), deadline)
 
-    def _write(self, statements: list[Statement], deadline: Deadline) -> None:
+    def prepare(self, deadline: Deadline) -> Indexes:
+        """Create the missing indexes and wait for them (ingest and check; never a search)."""
+        return self.indexes.ensure(self.dialect(deadline), deadline)
+
+    def diagnose(self) -> list[tuple[str, str]]:
+        """`check`'s graph lines, (level, text): the server and whether the dialect supports
+        its version, then the indexes (created when missing) and their dimensions."""
+        deadline = Deadline(CHECK_SECONDS)
+        info = self.client.server_info(deadline)
         dialect = self.dialect(deadline)
-
-        def work(tx: Any) -> None:
-            for query, params in statements:
-                run(tx, dialect, query, params).consume()
-
-        self.client.write(work, deadline)
-
-    def ensure_schema(self, deadline: Deadline) -> None:
-        """Create missing indexes, once per process (again after a failure)."""
-        if self._schema_pid == os.getpid():
-            return
-        dialect = self.dialect(deadline)
-        vectors = self.embedder is not None
-
-        def missing() -> list[str]:
-            listing = dialect.list_indexes
-            existing = self._read(listing, {}, deadline) if listing else []
-            return dialect.index_statements(self.schema, vectors, existing)
-
-        for statement in missing():
-            try:
-                self._write([(statement, {})], deadline)
-            except GraphQueryError:
-                # Another worker may have created it first; fail only if it is still missing.
-                if statement in missing():
-                    raise
-        self._schema_pid = os.getpid()
+        lines = [("ok", describe(dialect.name, info))]
+        if problem := too_old(dialect.min_version, info):
+            return [*lines, ("error", f"graph server: {problem}")]
+        return lines + self.indexes.findings(dialect, self.prepare(deadline))
 
     # -- reads -----------------------------------------------------------------------
     def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
@@ -131,23 +123,36 @@ class GraphKnowledgeStore:
             dialect = self.dialect(deadline)
             if self.retrieval_query:
                 return self._custom_search(dialect, query, k, deadline)
-            self.ensure_schema(deadline)
             candidates = self._search(dialect, query, k, deadline)
             if candidates and is_people_question(query):
                 return self._with_people(query, candidates, deadline)[:k]
             return candidates[:k]
         except KnowledgeUnavailable as exc:
-            self._schema_pid = 0  # a restarted server may have lost its indexes
+            self.indexes.forget()  # a restarted server may have lost its indexes
             logger.warning("graph search failed: %s", exc)
             raise
 
     def _search(self, dialect: Dialect, query: str, k: int, deadline: Deadline) -> list[Passage]:
-        """Every candidate of both legs, fused, best first (more than `k` of them)."""
-        vector = self._question_vector(query, deadline)
-        limit = min(MAX_K, k * CANDIDATES)
-        results = self.client.read(
-            lambda tx: search_hits(tx, self.schema, dialect, query, vector, limit), deadline
-        )
+        """Every candidate of the legs whose index is online, fused, best first."""
+        found = self.indexes.current(dialect, deadline)
+        schema, limit = self.indexes.searchable(found), min(MAX_K, k * CANDIDATES)
+
+        def read(work: Callable[[Any], list[dict]]) -> list[dict]:
+            return self.client.read(work, deadline)
+
+        legs: dict[str, Callable[[], list[dict]]] = {}
+        if found.fulltext is not None and found.fulltext.online:
+            legs["full-text"] = lambda: read(
+                lambda tx: fulltext_hits(tx, schema, dialect, query, limit)
+            )
+        vector = None
+        if found.vector is not None and found.vector_usable(schema.dimensions):
+            index, vector = found.vector, self._question_vector(query, deadline)
+        if vector is not None:
+            legs["vector"] = lambda: vector_hits(read, schema, dialect, index, vector, limit)
+        results = each_leg(legs)
+        if len(results) < len(legs):
+            self.indexes.forget()  # the failed leg's index may have gone
         return fuse(results, dialect)
 
     def _question_vector(self, query: str, deadline: Deadline) -> list[float] | None:
@@ -236,7 +241,7 @@ class GraphKnowledgeStore:
         """Store a document, replacing any earlier version, its chunks and SPOKE_IN links."""
         deadline = Deadline(WRITE_SECONDS)
         dialect = self.dialect(deadline)
-        self.ensure_schema(deadline)
+        self.prepare(deadline)
         vectors = None
         if self.embedder is not None:
             texts = [f"{doc.title}\n{chunk.text}" for chunk in doc.chunks]
@@ -249,10 +254,11 @@ class GraphKnowledgeStore:
             lambda tx: write_document(tx, self.schema, dialect, doc, vectors, time.time()),
             deadline,
         )
+        self.indexes.tidy(dialect, deadline)  # an earlier version's chunks were deleted
 
     def remove(self, document_ids: Iterable[str]) -> int:
-        """Delete these documents, their chunks and SPOKE_IN links, then the Persons left
-        with no relationship; how many documents existed."""
+        """Delete these documents, their chunks and SPOKE_IN links, and of their speakers
+        those left with no relationship; how many documents existed."""
         removed = 0
         for doc_id in dict.fromkeys(document_ids):
             deadline = Deadline(WRITE_SECONDS)
@@ -264,8 +270,9 @@ class GraphKnowledgeStore:
                 deadline,
             )
         if removed:
-            self._write([(orphans(self.schema), {})], Deadline(WRITE_SECONDS))
             self._embedded = (0.0, False)  # the removed chunks may have held the only vectors
+            deadline = Deadline(WRITE_SECONDS)
+            self.indexes.tidy(self.dialect(deadline), deadline)
         return removed
 
     def after_fork(self) -> None:

@@ -19,13 +19,29 @@ MAX_BATCH = 100  # rows per UNWIND when the server has no size cap
 
 
 def orphans(schema: GraphSchema) -> str:
-    """Delete Persons left with no relationship at all: one that an existing graph links to
-    something else than a document stays (a Person is never DETACH DELETEd)."""
+    """Delete those of the Persons named $names that have no relationship of any kind left:
+    one an existing graph links to something else (a team, a company) stays, and a Person
+    this write did not unlink is never looked at. Never DETACH DELETE."""
     # OPTIONAL MATCH + count works on both engines, unlike NOT EXISTS {...}.
     return (
-        f"MATCH (p:{schema.person}) OPTIONAL MATCH (p)-[r]-() "
-        "WITH p, count(r) AS links WHERE links = 0 DELETE p"
+        f"UNWIND $names AS name MATCH (p:{schema.person} {{name: name}}) "
+        "OPTIONAL MATCH (p)-[r]-() WITH p, count(r) AS links WHERE links = 0 DELETE p"
     )
+
+
+def _drop_orphans(tx: Any, schema: GraphSchema, dialect: Dialect, names: list[str]) -> None:
+    """Run `orphans` for `names`, batched under the dialect's size cap."""
+    query, limit = orphans(schema), dialect.max_statement_bytes
+    for batch in _batches(query, {}, "names", names, limit):
+        run(tx, dialect, query, {"names": batch}).consume()
+
+
+def _linked(tx: Any, schema: GraphSchema, dialect: Dialect, doc_id: str, unlink: bool) -> list:
+    """Names of the Persons that SPOKE_IN the document (the links deleted if `unlink`)."""
+    p, d = schema.person, schema.document
+    delete = "DELETE r " if unlink else ""
+    query = f"MATCH (p:{p})-[r:SPOKE_IN]->(:{d} {{id: $id}}) {delete}RETURN DISTINCT p.name AS name"
+    return [r["name"] for r in run(tx, dialect, query, {"id": doc_id}) if r["name"] is not None]
 
 
 def _split(text: str, budget: int) -> list[str]:
@@ -94,10 +110,10 @@ def write_document(
             {**base, "kind": doc.kind, "source": doc.source},
         ),
         (f"MATCH (d:{d} {{id: $id}})-[:HAS_CHUNK]->(c:{c}) DETACH DELETE c", {"id": doc.id}),
-        (f"MATCH (:{p})-[r:SPOKE_IN]->(d:{d} {{id: $id}}) DELETE r", {"id": doc.id}),
     ]
     for query, params in statements:
         run(tx, dialect, query, params).consume()
+    unlinked = _linked(tx, schema, dialect, doc.id, unlink=True)
 
     create = (
         f"MATCH (d:{d} {{id: $id}}) UNWIND $rows AS row "
@@ -127,7 +143,8 @@ def write_document(
     people = [{"name": name, "order": i} for i, name in enumerate(dict.fromkeys(doc.people))]
     for batch in _batches(link, {"id": doc.id}, "people", people, limit):
         run(tx, dialect, link, {"id": doc.id, "people": batch}).consume()
-    run(tx, dialect, orphans(schema)).consume()
+    speakers = set(doc.people)
+    _drop_orphans(tx, schema, dialect, [name for name in unlinked if name not in speakers])
     finish = f"MATCH (d:{d} {{id: $id}}) SET d.sha256 = $sha, d.updated_at = $now"
     run(tx, dialect, finish, {"id": doc.id, "sha": doc.sha256, "now": now}).consume()
 
@@ -135,7 +152,8 @@ def write_document(
 def remove_document(
     tx: Any, schema: GraphSchema, dialect: Dialect, doc_id: str, now: float
 ) -> bool:
-    """Delete a document, its chunks and SPOKE_IN links; False if it was not stored.
+    """Delete a document, its chunks, SPOKE_IN links and the speakers left unlinked; False
+    if it was not stored.
 
     Marked first (sha256 emptied, updated_at set): on FalkorDB an interrupted removal
     already shows as a new version, and removing the document again finishes it."""
@@ -146,7 +164,9 @@ def remove_document(
         return False
     chunks = f"MATCH (d:{d} {{id: $id}})-[:HAS_CHUNK]->(c:{c}) DETACH DELETE c"
     run(tx, dialect, chunks, params).consume()
+    speakers = _linked(tx, schema, dialect, doc_id, unlink=False)
     # DETACH: the SPOKE_IN links go, and whatever else an existing graph links to the
-    # document; the Persons themselves stay (see orphans).
+    # document; of its speakers, only those left with no relationship at all go too.
     run(tx, dialect, f"MATCH (d:{d} {{id: $id}}) DETACH DELETE d", params).consume()
+    _drop_orphans(tx, schema, dialect, speakers)
     return True

@@ -1,0 +1,237 @@
+"""The vector leg of the SQLite knowledge store: chunk embeddings at ingest (reused while a
+chunk's text is unchanged), the question's within a share of its deadline, and a search
+fused with the full-text leg by reciprocal rank (the graph store's fusion).
+
+Each process holds only the sign bits of the vectors (vector_index.py); the int8
+components of the best candidates are read from the file for the re-rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.deadline import Deadline
+from bot.embedding import Embedder
+from bot.errors import EmbeddingFailed, KnowledgeUnavailable
+from bot.knowledge import sqlite_vectors as sql
+from bot.knowledge.graph.text import reciprocal_rank_fusion
+from bot.knowledge.sqlite_vectors import Code, VectorStatus
+from bot.knowledge.store import Document
+from bot.knowledge.vector_index import BinaryIndex, quantise, rescore
+
+logger = logging.getLogger(__name__)
+
+CANDIDATES = 4  # each leg gives k * this many hits for fusion to choose from (as the graph)
+MAX_HITS = 100
+RESCORE = 10  # the Hamming scan keeps this many candidates per vector hit wanted ...
+MIN_RESCORE = 200  # ... and at least this many, for the int8 re-rank
+WRITE_SECONDS = 120.0  # embedding one batch of chunks at ingest (offline)
+# After a failed embedding at ingest, documents are stored without vectors for this long
+# instead of each batch waiting out its own retries (`ingest --reembed` fills them in).
+EMBED_BACKOFF_SECONDS = 300.0
+REBUILD_BATCH = 256  # chunks read, embedded and written per step of a rebuild
+QUESTION_CHARS = 2000  # a pasted essay needs only its start embedded
+
+Connect = Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What a rebuild of the vectors did."""
+
+    model: str
+    embedded: int  # chunks sent to the embedder
+    reused: int  # chunks given a stored vector of the same text and model
+    replaced: int  # vectors of other models there were (each replaced, or dropped)
+
+
+class VectorLeg:
+    """Vectors for one SQLite store and one embedder; holds the in-memory scan index."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        connection: Connect,
+        transaction: Connect,
+        changed: Callable[[sqlite3.Connection], None],
+    ) -> None:
+        self.embedder = embedder
+        self.model = sql.signature(embedder.name, embedder.dimensions)
+        self._connection, self._transaction = connection, transaction
+        self._changed = changed  # bumps the store's version (the answer cache's key)
+        self._lock = threading.Lock()  # one thread (re)loads the index, the others wait
+        self._index = BinaryIndex.load([], 0)
+        self._loaded: str | None = None  # the store version the index was loaded at
+        self._warned: str | None = None  # the other model a mismatch was logged for
+        self._embed_after = 0.0  # monotonic time before which writes embed nothing
+
+    # -- questions -------------------------------------------------------------------
+    def question(
+        self, conn: sqlite3.Connection, query: str, deadline: Deadline
+    ) -> np.ndarray | None:
+        """The question's unit vector, or None for full-text only: no vectors of this
+        model, or the embedding failed or ran out of its share of the deadline."""
+        version, stored = sql.state(conn)
+        if stored != self.model:
+            if stored is not None and self._warned != stored:
+                self._warned = stored
+                logger.warning(
+                    "knowledge vectors are %s, the embedder is %s: full-text only until "
+                    "flask --app app ingest --reembed",
+                    stored,
+                    self.model,
+                )
+            return None
+        if not self._index_at(conn, version, deadline):
+            return None
+        share = deadline.child(seconds=deadline.remaining() / 2)
+        try:
+            [vector] = self.embedder.embed([query[:QUESTION_CHARS]], share)
+            quantise([vector], self.embedder.dimensions)  # checks size and values
+        except EmbeddingFailed as exc:
+            logger.warning("question embedding failed (%s): full-text only", exc.reason)
+            return None
+        except ValueError:
+            logger.warning("question embedding of the wrong shape: full-text only")
+            return None
+        unit = np.asarray(vector, dtype=np.float32)
+        return unit / (np.linalg.norm(unit) or 1.0)
+
+    def _index_at(self, conn: sqlite3.Connection, version: str, deadline: Deadline) -> int:
+        """The index, reloaded when the store changed; its size. A thread that cannot wait
+        for another's reload uses the old index: a removed chunk drops out at the re-rank."""
+        if self._loaded != version and self._lock.acquire(timeout=deadline.remaining()):
+            try:
+                if self._loaded != version:
+                    total = sql.count(conn, self.model)
+                    self._index = BinaryIndex.load(sql.bits(conn, self.model), total)
+                    self._loaded = version
+            finally:
+                self._lock.release()
+        return len(self._index)
+
+    def hybrid(
+        self,
+        conn: sqlite3.Connection,
+        vector: np.ndarray,
+        lexical: Callable[[int], list[tuple]],
+        k: int,
+    ) -> list[tuple]:
+        """The `k` best search rows of both legs, fused; the last column is -score."""
+        limit = min(MAX_HITS, k * CANDIDATES)
+        text_rows = lexical(limit)
+        vector_rows = sql.chunk_rows(conn, self._nearest(conn, vector, limit))
+        rows: dict[str, tuple] = {}
+        for row in (*text_rows, *vector_rows):
+            rows.setdefault(row[0], row)
+        fused = reciprocal_rank_fusion([[r[0] for r in text_rows], [r[0] for r in vector_rows]])
+        return [(*rows[key][:6], -score) for key, score in fused[:k]]
+
+    def _nearest(self, conn: sqlite3.Connection, vector: np.ndarray, limit: int) -> list[int]:
+        """The pks of the `limit` chunks nearest to `vector`: Hamming scan, int8 re-rank."""
+        [(bits, _)] = quantise([vector], self.embedder.dimensions)
+        candidates = self._index.nearest(bits, max(MIN_RESCORE, limit * RESCORE))
+        if not candidates:
+            return []
+        return rescore(vector, sql.int8_rows(conn, self.model, candidates))[:limit]
+
+    # -- writes ----------------------------------------------------------------------
+    def prepare(self, docs: Sequence[Document]) -> list[dict[int, Code]]:
+        """Each document's codes by chunk seq: stored ones reused, the rest embedded at once.
+        When the embedding fails, the chunks it was for get none (full-text only)."""
+        texts = [sql.embedded_text(doc.title, c.text) for doc in docs for c in doc.chunks]
+        codes, _ = self._codes(texts, Deadline(WRITE_SECONDS), required=False)
+        found: list[dict[int, Code]] = []
+        start = 0
+        for doc in docs:
+            mine = codes[start : start + len(doc.chunks)]
+            found.append({c.seq: code for c, code in zip(doc.chunks, mine, strict=True) if code})
+            start += len(doc.chunks)
+        return found
+
+    def write(self, conn: sqlite3.Connection, doc_id: str, codes: dict[int, Code]) -> None:
+        """Store a document's codes, inside the transaction that wrote its chunks."""
+        sql.write_document(conn, doc_id, self.model, codes)
+
+    def _codes(
+        self, texts: list[str], deadline: Deadline, required: bool = True
+    ) -> tuple[list[Code | None], int]:
+        """A code per text (None where the embedding failed and is not `required`: else
+        KnowledgeUnavailable), and how many texts were embedded."""
+        keys = [sql.text_key(self.model, text) for text in texts]
+        with self._connection() as conn:
+            found: dict[bytes, Code | None] = dict(sql.known(conn, keys))
+        new = {key: text for key, text in zip(keys, texts, strict=True) if key not in found}
+        if not new or (not required and time.monotonic() < self._embed_after):
+            return [found.get(key) for key in keys], 0
+        try:
+            vectors = self.embedder.embed(list(new.values()), deadline)
+            quantised = quantise(vectors, self.embedder.dimensions)
+        except (EmbeddingFailed, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, EmbeddingFailed) else str(exc)
+            if required:
+                raise KnowledgeUnavailable(f"embeddings failed: {reason}") from None
+            self._embed_after = time.monotonic() + EMBED_BACKOFF_SECONDS
+            logger.warning(
+                "embeddings failed (%s): chunks stored without vectors, found by full text "
+                "only until flask --app app ingest --reembed",
+                reason,
+            )
+            return [found.get(key) for key in keys], 0
+        for key, (bits, q) in zip(new, quantised, strict=True):
+            found[key] = Code(key, bits, q)
+        return [found[key] for key in keys], sum(key in new for key in keys)
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> Rebuilt:
+        """Give every chunk without a vector of this model one, batch by batch (each batch
+        committed: an interrupted rebuild resumes where it stopped); then make this model
+        the store's, drop other models' vectors, and mark the store changed."""
+        after = embedded = reused = 0
+        with self._connection() as conn:
+            others = sql.others(conn, self.model)
+        while True:
+            with self._connection() as conn:
+                rows = sql.missing(conn, self.model, after, REBUILD_BATCH)
+            if not rows:
+                with self._transaction() as conn:
+                    sql.adopt(conn, self.model)
+                    self._changed(conn)
+                return Rebuilt(self.model, embedded, reused, others)
+            after = rows[-1][0]
+            texts = [sql.embedded_text(title, text) for _, title, text in rows]
+            codes, new = self._codes(texts, Deadline(WRITE_SECONDS))
+            with self._transaction() as conn:
+                sql.write_rebuilt(conn, self.model, rows, codes)
+            embedded, reused = embedded + new, reused + len(rows) - new
+            if progress is not None:
+                progress(embedded + reused)
+
+    @property
+    def index_bytes(self) -> int:
+        """The memory the scan index holds in this process."""
+        return self._index.nbytes
+
+    def status(self) -> VectorStatus:
+        """The store's model and how many chunks have a vector of this one (for `check`)."""
+        with self._connection() as conn:
+            return sql.status(conn, self.model)
+
+    # -- processes -------------------------------------------------------------------
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held it at the fork)."""
+        self._lock = threading.Lock()
+        reset = getattr(self.embedder, "after_fork", None)
+        if reset is not None:
+            reset()
+
+    def close(self) -> None:
+        """Close the embedder's connections."""
+        self.embedder.close()
