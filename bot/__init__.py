@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bot.embedding import Embedder
     from bot.history.store import HistoryStore
     from bot.knowledge.store import KnowledgeStore
+    from bot.ocr import Ocr
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def create_app(
     knowledge: KnowledgeStore | None = None,
     answerer: Answerer | None = None,
     embedder: Embedder | None = None,
+    ocr: Ocr | None = None,
 ) -> Flask:
     """Build the app: settings, logging, stores, answerer, web app and CLI. Components
     passed in (tests, tools) are used instead of the ones the settings would build."""
@@ -73,9 +75,15 @@ def create_app(
         settings.mistral_server_url or None,
         threads=settings.gunicorn_threads,
     )
+    if ocr is None and settings.mistral_api_key:  # for `ingest` to read scanned PDFs
+        from bot.answer.mistral.ocr import MistralOcr
+
+        ocr = MistralOcr(settings.mistral_api_key, settings.mistral_server_url or None)
     metrics = Metrics()
     handler = ConversationHandler(settings, history, knowledge, answerer, metrics)
-    services = Services(settings, history, knowledge, answerer, metrics, handler, handler.access)
+    services = Services(
+        settings, history, knowledge, answerer, metrics, handler, handler.access, ocr=ocr
+    )
     if settings.local_mode:
         services.local_token = local_token(settings.data_dir)
     app = build_web_app(services)

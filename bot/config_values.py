@@ -89,6 +89,30 @@ def public_base_url(value: Any) -> str:
     return text
 
 
+# Hosts that are this machine: the only ones a media base URL may name over plain http.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def media_base_url(value: Any) -> str:
+    """Twilio's API origin for media: https, or http to this machine (a test stand-in)."""
+    allowed = (
+        'an https:// origin such as "https://api.twilio.com" (http:// only for 127.0.0.1 or'
+        " localhost), without path, query or credentials"
+    )
+    try:
+        text = url("https", "http")(value)
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise ValueError(allowed) from None
+    extra = parts.path or parts.query or parts.fragment or "@" in parts.netloc
+    if not parts.hostname or extra:
+        raise ValueError(allowed)
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError(allowed)
+    return text
+
+
 def trigger_words(value: Any) -> tuple[str, ...]:
     """Words or phrases ("hey agent"): a phrase's inner whitespace becomes one space."""
     if isinstance(value, str):

@@ -28,6 +28,11 @@ class ModelFailed(Unavailable):
     """The model API could not answer or embed ("timeout", "http 429", "connection error")."""
 
 
+class MediaUnavailable(Unavailable):
+    """A message's media cannot be used ("refused host", "too large", "wrong type",
+    "timeout", "not found"): the bot says so instead of answering from it."""
+
+
 # The names the answerer and the embedder used before they shared one error.
 AnswerFailed = ModelFailed
 EmbeddingFailed = ModelFailed

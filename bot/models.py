@@ -49,6 +49,7 @@ class InboundMessage:
     body: str = ""
     num_media: int = 0
     media_types: tuple[str, ...] = ()
+    media_urls: tuple[str, ...] = ()  # MediaUrl{N}, index for index with media_types
     profile_name: str = ""
     is_group: bool = False
     group_id: str = ""

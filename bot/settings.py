@@ -44,6 +44,8 @@ class Settings:
     trigger_words: tuple[str, ...] = ("@agent",)
     validate_signature: bool = True
     public_base_url: str = ""
+    # The only origin inbound media is fetched from with the account's credentials.
+    twilio_media_base_url: str = "https://api.twilio.com"
     # whatsapp
     max_conversation_history: int = 10
     response_timeout_seconds: float = 12.0
@@ -76,6 +78,7 @@ class Settings:
     neo4j_vector_index: str = "chunk_embedding"
     neo4j_retrieval_query: str = ""  # custom Cypher returning text, source, score
     neo4j_embeddings: bool = True  # mistral-embed vectors when a Mistral key is configured
+    knowledge_relevance_floor: bool = False  # "not found" for a question too little covered
     # process environment
     database_url: str = ""
     ratelimit_storage_uri: str = "memory://"
@@ -117,6 +120,7 @@ CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "twilio.bot_trigger_words": ("trigger_words", v.trigger_words),
     "twilio.validate_signature": ("validate_signature", v.boolean),
     "twilio.public_base_url": ("public_base_url", v.public_base_url),
+    "twilio.media_base_url": ("twilio_media_base_url", v.media_base_url),
     "whatsapp.max_conversation_history": ("max_conversation_history", v.whole_number(0, 1000)),
     "whatsapp.response_timeout_seconds": ("response_timeout_seconds", v.seconds),
     "whatsapp.enable_group_chat": ("enable_group_chat", v.boolean),
@@ -151,6 +155,7 @@ CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "neo4j.vector_index": ("neo4j_vector_index", v.identifier),
     "neo4j.retrieval_query": ("neo4j_retrieval_query", v.retrieval_query),
     "neo4j.embeddings": ("neo4j_embeddings", v.boolean),
+    "knowledge.relevance_floor": ("knowledge_relevance_floor", v.boolean),
 }
 
 # Environment variable -> (Settings field, checker); these override config.json.

@@ -62,10 +62,13 @@ RATE_LIMIT_NOTICE = (
 )
 REPLY_SHORTENED = "\n\n(Answer shortened; ask a narrower question for more.)"
 
-# Extractive answers (bot/answer/extractive.py)
-EXCERPTS_INTRO = "Here is what I found in the knowledge base (excerpts, no AI summary):"
+# A question the knowledge base does not cover: the use case's reply when retrieval finds
+# no relevant passage (never a model's guess), and extractive answers' with nothing to quote.
 NOTHING_FOUND = (
-    "I couldn't find anything about that in the knowledge base. "
+    "The knowledge base doesn't seem to cover that, so I won't guess. "
     "Try other keywords, or ask about a meeting, a person or a decision."
 )
+
+# Extractive answers (bot/answer/extractive.py)
+EXCERPTS_INTRO = "Here is what I found in the knowledge base (excerpts, no AI summary):"
 MODEL_UNAVAILABLE = "The AI answer is unavailable right now, so here are the closest excerpts."

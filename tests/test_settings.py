@@ -46,6 +46,10 @@ INVALID_CONFIG = [
     ("twilio.validate_signature", "maybe", "true or false"),
     ("twilio.public_base_url", "bot.example.com", "https://"),
     ("twilio.public_base_url", "https://bot.example.com/?x=1", "without query"),
+    ("twilio.media_base_url", "http://api.twilio.com", "http:// only for 127.0.0.1"),
+    ("twilio.media_base_url", "https://api.twilio.com/2010-04-01", "without path"),
+    ("twilio.media_base_url", "https://AC1:secret@api.twilio.com", "credentials"),
+    ("twilio.media_base_url", "", "an https:// origin"),
     ("whatsapp.max_conversation_history", -1, "0 to 1000"),
     ("whatsapp.max_conversation_history", "ten", "whole number"),
     ("whatsapp.max_conversation_history", 2.5, "whole number"),
@@ -85,6 +89,7 @@ INVALID_CONFIG = [
     ("neo4j.vector_index", "vector-index", "letters, digits and _"),
     ("neo4j.retrieval_query", "MATCH (c:Chunk) RETURN c.text", "RETURNs text, source and score"),
     ("neo4j.embeddings", "sometimes", "true or false"),
+    ("knowledge.relevance_floor", "yes", "true or false"),
 ]
 
 INVALID_ENV = [

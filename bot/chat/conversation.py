@@ -14,6 +14,7 @@ from bot.chat.access import AccessPolicy
 from bot.chat.cache import AnswerCache
 from bot.chat.commands import parse_command, parse_rating
 from bot.chat.degrade import without_history
+from bot.chat.media import MediaInbox
 from bot.chat.mention import find_mention
 from bot.chat.runner import CommandHistory, CommandRunner
 from bot.deadline import Deadline
@@ -29,9 +30,9 @@ from bot.text import mask_number
 from bot.texts import (
     HELP_TEXT,
     KNOWLEDGE_DOWN,
-    MEDIA_REPLY,
     MEMORY_DOWN,
     MENTION_HINT,
+    NOTHING_FOUND,
     RESET_DONE,
     SORRY,
     TRUNCATED_NOTE,
@@ -45,6 +46,9 @@ NOTICE_EVERY_SECONDS = 24 * 3600
 FINISH_RESERVE_SECONDS = 0.3
 # While another request answers the same MessageSid, wait for its reply this often.
 DUPLICATE_POLL_SECONDS = 0.05
+# The backend of the reply to a question the knowledge base does not cover: no answerer
+# ran, and it is not cached (an ingest may cover the question the next minute).
+NOT_FOUND = "none"
 
 
 class ChatHistory(Deliveries, AnswerCacheStore, CommandHistory, Protocol):
@@ -62,6 +66,9 @@ class ConversationHandler:
     metrics: Metrics
     # Measures answer times (stored for `stats`); tests pass a clock they control.
     timer: Callable[[], float] = time.perf_counter
+    # Voice notes and documents (bot/chat/media.py); by default every attachment gets
+    # the "text and voice only" reply.
+    media: MediaInbox | None = None
 
     def __post_init__(self) -> None:
         self.access = AccessPolicy(self.settings)
@@ -69,6 +76,7 @@ class ConversationHandler:
         self._trigger = self.settings.trigger_words[0]
         self.commands = CommandRunner(self.history, self.access, self._trigger)
         self.cache = AnswerCache(self.settings.answer_cache_ttl_seconds)
+        self.media = self.media or MediaInbox(self._trigger)
 
     def handle(self, msg: InboundMessage, deadline: Deadline) -> Reply:
         """Reply to a message exactly once per MessageSid, within the deadline."""
@@ -117,8 +125,10 @@ class ConversationHandler:
     def _respond(self, msg: InboundMessage, deadline: Deadline) -> Reply:
         """Everything after de-duplication: media, mention, commands, the answer."""
         trigger = self._trigger
-        if not msg.body and msg.num_media:
-            return Reply(MEDIA_REPLY.format(trigger=trigger), kind="media")
+        if msg.num_media and self.media is not None:
+            reply = self.media.handle(msg, deadline)
+            if reply is not None:
+                return reply
         if msg.is_group and not self.settings.enable_group_chat:
             return Reply(kind="ignored")
         mentioned, question = find_mention(msg.body, self.settings.trigger_words)
@@ -165,7 +175,7 @@ class ConversationHandler:
             answer = self._retrieve_and_generate(question, turns or [], deadline)
             if answer is None:
                 return Reply(KNOWLEDGE_DOWN, kind="unavailable")
-            if key:
+            if key and answer.backend != NOT_FOUND:
                 self.cache.store(self.history, key, answer, msg.sender, deadline)
         text = f"{note}\n\n{answer.text}" if note else answer.text
         elapsed = self.timer() - started
@@ -193,7 +203,8 @@ class ConversationHandler:
         self, question: str, turns: list[Turn], deadline: Deadline
     ) -> Answer | None:
         """Passages for the question (and the turns it follows up on), then the answer;
-        None when the knowledge base cannot be searched."""
+        "not found" without asking any answerer when no passage is relevant enough (the
+        store's floor: no guessing); None when the knowledge base cannot be searched."""
         started = self.timer()
         try:
             passages = self.knowledge.search(
@@ -207,6 +218,8 @@ class ConversationHandler:
             return None
         elapsed_ms = (self.timer() - started) * 1000
         logger.info("retrieved %d passages in %.0f ms", len(passages), elapsed_ms)
+        if not passages:
+            return Answer(NOTHING_FOUND, backend=NOT_FOUND)
         return self._generate(question, passages, turns, deadline)
 
     def _generate(
@@ -231,6 +244,8 @@ def _detail(answer: Answer) -> str:
         return f"fallback: {answer.fallback_reason}"
     if answer.backend == "cache":
         return "no retrieval, no model call"
+    if answer.backend == NOT_FOUND:
+        return "nothing relevant found, no model call"
     return f"{answer.tokens} tokens" if answer.tokens else "no model call"
 
 

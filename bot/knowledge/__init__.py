@@ -41,7 +41,9 @@ def open_knowledge_store(settings: Settings, embedder: Embedder | None = None) -
             f"cannot create data directory {settings.data_dir!r}: {exc}"
         ) from exc
     return SqliteKnowledgeStore(
-        os.path.join(settings.data_dir, KNOWLEDGE_DB_NAME), embedder=embedder
+        os.path.join(settings.data_dir, KNOWLEDGE_DB_NAME),
+        embedder=embedder,
+        relevance_floor=settings.knowledge_relevance_floor,
     )
 
 
@@ -70,4 +72,5 @@ def open_graph_store(settings: Settings, embedder: Embedder | None = None) -> Kn
         dialect=settings.neo4j_dialect,
         embedder=embedder if settings.neo4j_embeddings else None,
         retrieval_query=settings.neo4j_retrieval_query,
+        relevance_floor=settings.knowledge_relevance_floor,
     )

@@ -7,15 +7,19 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
+from bot.deadline import Deadline
+from bot.errors import ModelFailed
 from bot.knowledge.catalog import stale
-from bot.knowledge.formats import ParseError, parse_file, supported_suffixes
+from bot.knowledge.formats import ParseError, max_bytes, parse_file, pdf, supported_suffixes
 from bot.knowledge.formats.base import document_id
 from bot.knowledge.store import Document, KnowledgeStore
+from bot.ocr import Ocr
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +27,16 @@ ProgressCallback = Callable[[int, int, str], None]  # (files done, files total, 
 # A store that takes documents in batches (`upsert_many`: the SQLite store with an
 # embedder) gets about this many chunks at a time: small files share embedding requests.
 BATCH_CHUNKS = 64
+# One scanned PDF's OCR request, retries included: Mistral reads up to 1,000 pages in one.
+OCR_SECONDS = 300.0
 
 
 @dataclass
 class IngestSummary:
     """What one ingest run did; `people` counts distinct names in added/updated files;
+    `errors` are the files that failed (and paths that cannot be used), `skipped` the files
+    left out for a reason that is not a failure (a scan without OCR), one line each;
+    `ignored` counts by suffix the files of other types a folder walk passed over;
     `removed` lists the sources pruned because their files are gone."""
 
     documents_added: int = 0
@@ -37,6 +46,8 @@ class IngestSummary:
     people: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    ignored: dict[str, int] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
 
 
@@ -71,12 +82,23 @@ def _key(root: Path, path: Path) -> str:
     return "/".join([root.resolve().name, *path.relative_to(root).parts])
 
 
-def discover(paths: Iterable[str]) -> tuple[list[SourceFile], list[str]]:
+class Found(NamedTuple):
+    """What `discover` found: the files to read, an error line per path that cannot be used,
+    and how many files of each unsupported suffix the folder walks passed over."""
+
+    files: list[SourceFile]
+    errors: list[str]
+    ignored: dict[str, int]
+
+
+def discover(paths: Iterable[str]) -> Found:
     """Supported files under `paths` (folders walked recursively, hidden entries skipped)
-    in a stable order, plus an error line per path that cannot be used."""
+    in a stable order; a path given that cannot be read is an error, a file of another type
+    met in a folder is only counted (a folder of notes often holds images too)."""
     suffixes = supported_suffixes()
     files: dict[str, SourceFile] = {}
     errors: list[str] = []
+    ignored: Counter[str] = Counter()
     for raw in paths:
         root = Path(raw)
         if root.is_file():
@@ -89,12 +111,15 @@ def discover(paths: Iterable[str]) -> tuple[list[SourceFile], list[str]]:
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(names):
                     path = Path(folder, name)
-                    if name.startswith(".") or path.suffix.lower() not in suffixes:
+                    if name.startswith("."):
+                        continue
+                    if path.suffix.lower() not in suffixes:
+                        ignored[path.suffix.lower() or "(no suffix)"] += 1
                         continue
                     files.setdefault(key := _key(root, path), SourceFile(path, key))
         else:
             errors.append(f"{raw}: no such file or directory")
-    return list(files.values()), errors
+    return Found(list(files.values()), errors, dict(sorted(ignored.items())))
 
 
 def _progress_callback(progress: bool | ProgressCallback | None) -> ProgressCallback | None:
@@ -111,22 +136,24 @@ def ingest_paths(
     progress: bool | ProgressCallback | None = None,
     clock: Callable[[], float] = time.monotonic,
     prune: bool = False,
+    ocr: Ocr | None = None,
 ) -> IngestSummary:
     """Ingest files and folders; unchanged files are skipped, changed ones replaced.
 
     `progress`: None shows a bar on stderr when it is a terminal, True always, False
     never, or a callable(done, total, key). A file that cannot be read or parsed becomes
-    an error line; a store failure (KnowledgeUnavailable) stops the run. `clock` times
-    the run (tests pass their own). `prune` also removes the stored documents that came
-    from the given folders (the same folder key) whose files are gone."""
+    an error line, and nothing of it is stored; a store failure (KnowledgeUnavailable)
+    stops the run. `clock` times the run (tests pass their own). `prune` also removes the
+    stored documents that came from the given folders (the same folder key) whose files
+    are gone. `ocr` reads PDFs without a text layer; without it they are skipped."""
     started = clock()
     summary = IngestSummary()
-    files, summary.errors = discover(paths)
+    files, summary.errors, summary.ignored = discover(paths)
     report = _progress_callback(progress)
     people: set[str] = set()
     batch = _Batch(store)
     for done, source in enumerate(files, start=1):
-        _ingest_one(store, source, summary, people, batch)
+        _ingest_one(store, source, summary, people, batch, ocr)
         if report:
             report(done, len(files), source.key)
     batch.flush()
@@ -139,13 +166,15 @@ def ingest_paths(
         summary.removed = [d.source for d in gone]
     summary.seconds = clock() - started
     logger.info(
-        "ingest: %d added, %d updated, %d unchanged, %d removed, %d chunks, %d errors in %.2fs",
+        "ingest: %d added, %d updated, %d unchanged, %d removed, %d chunks, %d errors, "
+        "%d skipped in %.2fs",
         summary.documents_added,
         summary.documents_updated,
         summary.documents_skipped,
         len(summary.removed),
         summary.chunks,
         len(summary.errors),
+        len(summary.skipped),
         summary.seconds,
     )
     return summary
@@ -174,14 +203,26 @@ class _Batch:
         self.docs = []
 
 
+def _size(n: int) -> str:
+    """A file size for a summary line: "1,234 bytes", "75 MB"."""
+    return f"{n:,} bytes" if n < 2**20 else f"{n / 2**20:,.0f} MB"
+
+
 def _ingest_one(
     store: KnowledgeStore,
     source: SourceFile,
     summary: IngestSummary,
     people: set[str],
     batch: _Batch,
+    ocr: Ocr | None,
 ) -> None:
+    limit = max_bytes(source.path)
     try:
+        if limit is not None and (size := source.path.stat().st_size) > limit:
+            summary.errors.append(
+                f"{source.key}: too large ({_size(size)}; the limit is {_size(limit)})"
+            )
+            return
         data = source.path.read_bytes()
     except OSError as exc:
         summary.errors.append(f"{source.key}: cannot read ({exc.strerror or exc})")
@@ -192,7 +233,13 @@ def _ingest_one(
         summary.documents_skipped += 1
         return
     try:
-        doc = parse_file(source.path, data, doc_id=doc_id, source=source.key)
+        doc = _parse(source, data, doc_id, ocr)
+    except pdf.NoTextLayer as exc:  # only without OCR
+        summary.skipped.append(f"{source.key}: {exc}; MISTRAL_API_KEY lets ingest read it by OCR")
+        return
+    except ModelFailed as exc:
+        summary.errors.append(f"{source.key}: no text layer, and OCR failed ({exc.reason})")
+        return
     except (ParseError, ValueError, UnicodeError) as exc:
         summary.errors.append(f"{source.key}: {exc}")
         return
@@ -207,3 +254,16 @@ def _ingest_one(
         summary.documents_updated += 1
     summary.chunks += len(doc.chunks)
     people.update(p.lower() for p in doc.people)
+
+
+def _parse(source: SourceFile, data: bytes, doc_id: str, ocr: Ocr | None) -> Document:
+    """The file's Document; a PDF without a text layer is read by `ocr` when there is one.
+    Raises ParseError (NoTextLayer without OCR) or ModelFailed."""
+    try:
+        return parse_file(source.path, data, doc_id=doc_id, source=source.key)
+    except pdf.NoTextLayer as scan:
+        if ocr is None:
+            raise
+        logger.info("ingest: %s has no text layer: OCR of %d pages", source.key, scan.pages)
+        pages = ocr.read_pdf(data, scan.pages, Deadline(OCR_SECONDS))
+        return pdf.from_ocr(source.path, data, scan, pages, doc_id=doc_id, source=source.key)

@@ -1,4 +1,5 @@
-"""The embedded knowledge store: SQLite with an FTS5 (BM25) index over chunks (+ vector_leg)."""
+"""The embedded knowledge store: SQLite with FTS5 (BM25) indexes over chunks and whole
+documents (sqlite_doc_fts), searched by sqlite_search; vectors by vector_leg."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import TYPE_CHECKING
 
 from bot.deadline import Deadline
 from bot.embedding import Embedder
 from bot.errors import KnowledgeUnavailable
+from bot.knowledge import sqlite_doc_fts, sqlite_locations, sqlite_search
 from bot.knowledge.fts_query import build_match_query, fts_term, query_words
 from bot.knowledge.sqlite_vectors import SCHEMA as VECTOR_SCHEMA
 from bot.knowledge.store import Document, DocumentInfo
@@ -34,12 +35,6 @@ BUSY_TIMEOUT_MS = 5000
 # connection: as long as it may wait for the file lock.
 WAIT_SECONDS = BUSY_TIMEOUT_MS / 1000
 MAX_K = 100
-# bm25() weights per FTS column (text, title, speakers): a title word counts double.
-BM25_WEIGHTS = (1.0, 2.0, 1.0)
-# bm25() costs far more than matching, so it is computed only for the rows that hold the
-# query's rarest terms, up to about this many rows; rows holding only common terms (which
-# score low anyway) are left out. Below this size every matching row is ranked.
-CANDIDATE_ROWS = 1000
 _PROGRESS_STEPS = 1000  # SQLite VM steps between deadline checks: cheap, and ~sub-ms
 
 _SCHEMA = """
@@ -64,20 +59,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(
 INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0');
 """
 
-_BM25 = f"bm25(chunk_fts, {', '.join(map(str, BM25_WEIGHTS))})"
-_HITS = f"""
-SELECT c.id, c.doc_id, c.text, c.speakers, d.title, d.date, hit.bm25
-FROM (SELECT rowid, {_BM25} AS bm25 FROM chunk_fts WHERE {{where}} ORDER BY bm25 LIMIT ?)
-     AS hit
-JOIN chunks c ON c.pk = hit.rowid JOIN documents d ON d.id = c.doc_id
-ORDER BY hit.bm25, c.id
-"""
-_SEARCH = _HITS.format(where="chunk_fts MATCH ?")
-# `+rowid`: filter the scan instead of one FTS lookup per candidate (which is far slower).
-_GATED_SEARCH = _HITS.format(
-    where="chunk_fts MATCH ? AND +rowid IN (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ?)"
-)
-_COUNT = "SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH ?"
 _LISTING = """
 SELECT d.id, d.title, d.source, d.kind, d.date,
        (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id), d.updated_at
@@ -92,9 +73,11 @@ def _set_up(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
 
 
-def source_label(title: str, date: str) -> str:
-    """The human label users see: "Title (2026-03-04)" or "Title"."""
-    return f"{title} ({date})" if date else title
+def source_label(title: str, date: str, location: str = "") -> str:
+    """The human label users see: "Title (2026-03-04)" or "Title", then ", p. 3" or
+    ", Budget" for a chunk of a PDF page or under a Word heading."""
+    label = f"{title} ({date})" if date else title
+    return f"{label}, {location}" if location else label
 
 
 class SqliteKnowledgeStore:
@@ -103,9 +86,14 @@ class SqliteKnowledgeStore:
     backend = "sqlite"
 
     def __init__(
-        self, path: str, pool_size: int = DEFAULT_SIZE, embedder: Embedder | None = None
+        self,
+        path: str,
+        pool_size: int = DEFAULT_SIZE,
+        embedder: Embedder | None = None,
+        relevance_floor: bool = False,
     ) -> None:
         self.path = path
+        self.relevance_floor = relevance_floor  # relevance.py: "not found" below it
         self._pool = SqlitePool(path, pool_size, _set_up)
         self.vectors: VectorLeg | None = None  # with an embedder: rebuild(), status()
         if embedder is not None:
@@ -118,14 +106,19 @@ class SqliteKnowledgeStore:
         try:
             with self._connection() as conn:
                 # IF NOT EXISTS everywhere: several workers may create the schema at once.
-                conn.executescript(_SCHEMA + VECTOR_SCHEMA)
+                conn.executescript(
+                    _SCHEMA + sqlite_doc_fts.SCHEMA + VECTOR_SCHEMA + sqlite_locations.SCHEMA
+                )
                 conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', ?)",
                     (uuid.uuid4().hex[:12],),
                 )
+                fill = not sqlite_doc_fts.filled(conn)
         except KnowledgeUnavailable:
             self.close()
             raise
+        if fill:  # a store made before the document index
+            sqlite_doc_fts.fill_once(self._transaction, changed=self._bump_version)
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
@@ -163,8 +156,9 @@ class SqliteKnowledgeStore:
 
     # -- reads -----------------------------------------------------------------------
     def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
-        """The `k` best chunks for free user text, by weighted BM25, best first; with
-        vectors, BM25 and vector hits fused (full-text only when the embedding fails)."""
+        """The `k` best chunks for free user text, best first: BM25 lifted by document-level
+        evidence, with vectors the cosines too (full-text only when the embedding fails);
+        [] when the relevance floor is on and no document covers the question well enough."""
         terms = [fts_term(word) for word in query_words(query)]
         if not terms or k <= 0:
             return []
@@ -175,9 +169,10 @@ class SqliteKnowledgeStore:
             # The pool clears the progress handler when the connection is returned.
             with self._pool.connection(deadline) as conn:
                 conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, _PROGRESS_STEPS)
-                vector = self.vectors.question(conn, query, deadline) if self.vectors else None
-                ranked = partial(self._ranked, conn, terms)
-                rows = ranked(k) if vector is None else self.vectors.hybrid(conn, vector, ranked, k)
+                found = sqlite_search.search(
+                    conn, query, terms, k, self.vectors, deadline, self.relevance_floor
+                )
+                located = sqlite_locations.read(conn, [row[0] for row, _ in found])
         except sqlite3.OperationalError as exc:  # PoolTimeout included
             if deadline.expired():
                 raise KnowledgeUnavailable("timeout") from exc
@@ -185,35 +180,15 @@ class SqliteKnowledgeStore:
             raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
         except sqlite3.Error as exc:
             raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
-        return [self._passage(row) for row in rows]
+        return [self._passage(row, score, located.get(row[0], "")) for row, score in found]
 
     @staticmethod
-    def _ranked(conn: sqlite3.Connection, terms: list[str], k: int) -> list[tuple]:
-        """The top rows by bm25, scoring only rows that hold the rarest terms at scale."""
-        match = " OR ".join(terms)
-        counts = {t: conn.execute(_COUNT, (t,)).fetchone()[0] for t in terms}
-        # A term found nowhere must not become the gate: it would let no row through.
-        present = sorted((t for t in terms if counts[t]), key=counts.__getitem__)
-        rare, rows = [], 0
-        for term in present:
-            if rare and rows + counts[term] > CANDIDATE_ROWS:
-                break
-            rare.append(term)
-            rows += counts[term]
-        if not present:
-            return []
-        if len(rare) == len(present):
-            return conn.execute(_SEARCH, (match, k)).fetchall()
-        return conn.execute(_GATED_SEARCH, (match, " OR ".join(rare), k)).fetchall()
-
-    @staticmethod
-    def _passage(row: tuple) -> Passage:
-        chunk_id, doc_id, text, speakers, title, date, rank = row
+    def _passage(row: tuple, score: float, location: str = "") -> Passage:
+        chunk_id, doc_id, text, speakers, title, date, _ = row
         return Passage(
             text=text,
-            source=source_label(title, date),
-            # bm25() is negative, lower is better; flip it and keep it strictly positive.
-            score=max(-float(rank), 1e-9),
+            source=source_label(title, date, location),
+            score=max(score, 1e-9),  # strictly positive, as every store's
             document_id=doc_id,
             chunk_id=chunk_id,
             title=title,
@@ -302,6 +277,7 @@ class SqliteKnowledgeStore:
     def _delete_chunks(conn: sqlite3.Connection, doc_id: str) -> None:
         # External-content FTS: old rows are removed with the exact values they were
         # indexed with, read from the view before the chunks and title change.
+        sqlite_doc_fts.unindex(conn, doc_id)
         conn.execute(
             "INSERT INTO chunk_fts (chunk_fts, rowid, text, title, speakers) "
             "SELECT 'delete', pk, text, title, speakers FROM chunk_search WHERE doc_id = ?",
@@ -336,8 +312,10 @@ class SqliteKnowledgeStore:
                 for c in doc.chunks
             ],
         )
+        sqlite_locations.write(conn, doc)
         conn.execute(
             "INSERT INTO chunk_fts (rowid, text, title, speakers) "
             "SELECT pk, text, title, speakers FROM chunk_search WHERE doc_id = ?",
             (doc.id,),
         )
+        sqlite_doc_fts.index(conn, doc.id)

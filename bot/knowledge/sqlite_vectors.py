@@ -1,8 +1,9 @@
 """The vector tables of the SQLite knowledge store and the SQL that reads and writes them.
 
 One quantised embedding per chunk (sign bits for the in-memory scan, int8 components for
-the re-rank), tagged with the model that made it, and the model the store's vectors belong
-to in the meta table. Numpy-free: the schema (and the trigger that drops a deleted chunk's
+the re-rank), tagged with the model that made it; one per document (the normalised sum of
+its chunks', a ranking signal); and the model the store's vectors belong to in the meta
+table. Numpy-free: the schema (and the trigger that drops a deleted chunk's
 vector) is there whether or not an embedder is configured.
 """
 
@@ -26,13 +27,26 @@ CREATE INDEX IF NOT EXISTS chunk_vectors_key ON chunk_vectors (key);
 -- A replaced or removed chunk takes its vector with it, whichever process deletes it.
 CREATE TRIGGER IF NOT EXISTS chunk_vectors_gone AFTER DELETE ON chunks
 BEGIN DELETE FROM chunk_vectors WHERE pk = old.pk; END;
+-- A document's vector: the normalised sum of its chunks' unit vectors, as int8 components.
+CREATE TABLE IF NOT EXISTS document_vectors (
+    doc_id TEXT PRIMARY KEY, model TEXT NOT NULL, q BLOB NOT NULL);
+-- Stale as soon as one of its chunks goes; the writer that replaces them makes it again.
+CREATE TRIGGER IF NOT EXISTS document_vectors_stale AFTER DELETE ON chunks
+BEGIN DELETE FROM document_vectors WHERE doc_id = old.doc_id; END;
 """
 
 MODEL_KEY, DIMENSIONS_KEY = "embedding_model", "embedding_dimensions"
 _STATE = f"SELECT key, value FROM meta WHERE key IN ('version', '{MODEL_KEY}', '{DIMENSIONS_KEY}')"
-_ROWS = """
-SELECT c.id, c.doc_id, c.text, c.speakers, d.title, d.date, c.pk
-FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.pk IN ({marks})
+_COMPONENTS = """
+SELECT v.q FROM chunks c JOIN chunk_vectors v ON v.pk = c.pk
+WHERE c.doc_id = ? AND v.model = ? ORDER BY c.seq
+"""
+# Documents with a chunk vector of the model but no document vector of it.
+_UNSUMMED = """
+SELECT d.id FROM documents d
+WHERE NOT EXISTS (SELECT 1 FROM document_vectors w WHERE w.doc_id = d.id AND w.model = ?)
+  AND EXISTS (SELECT 1 FROM chunks c JOIN chunk_vectors v ON v.pk = c.pk
+              WHERE c.doc_id = d.id AND v.model = ?)
 """
 _MISSING = """
 SELECT c.pk, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id
@@ -111,6 +125,7 @@ def adopt(conn: sqlite3.Connection, model: str) -> int:
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
         [(MODEL_KEY, name), (DIMENSIONS_KEY, dimensions)],
     )
+    conn.execute("DELETE FROM document_vectors WHERE model != ?", (model,))
     return conn.execute("DELETE FROM chunk_vectors WHERE model != ?", (model,)).rowcount
 
 
@@ -196,12 +211,54 @@ def int8_rows(conn: sqlite3.Connection, model: str, pks: Sequence[int]) -> list[
     ).fetchall()
 
 
-def chunk_rows(conn: sqlite3.Connection, pks: Sequence[int]) -> list[tuple]:
-    """Search rows (id, doc_id, text, speakers, title, date, pk) of chunks, in `pks` order."""
+def chunk_components(conn: sqlite3.Connection, model: str, doc_id: str) -> list[bytes]:
+    """The int8 components of a document's chunk vectors of `model`."""
+    return [q for (q,) in conn.execute(_COMPONENTS, (doc_id, model))]
+
+
+def write_document_vector(
+    conn: sqlite3.Connection, doc_id: str, model: str, q: bytes | None
+) -> None:
+    """Store a document's vector of `model` (None: it has none)."""
+    if q is None:
+        conn.execute("DELETE FROM document_vectors WHERE doc_id = ?", (doc_id,))
+    else:
+        conn.execute(
+            "INSERT OR REPLACE INTO document_vectors (doc_id, model, q) VALUES (?, ?, ?)",
+            (doc_id, model, q),
+        )
+
+
+def document_vectors(
+    conn: sqlite3.Connection, model: str, doc_ids: Sequence[str]
+) -> list[tuple[str, bytes]]:
+    """(doc_id, q) of these documents' vectors of `model` (those without one left out)."""
+    if not doc_ids:
+        return []
+    marks = ",".join("?" * len(doc_ids))
+    return conn.execute(
+        f"SELECT doc_id, q FROM document_vectors WHERE doc_id IN ({marks}) AND model = ?",
+        [*doc_ids, model],
+    ).fetchall()
+
+
+def documents_of(conn: sqlite3.Connection, pks: Sequence[int]) -> list[str]:
+    """The distinct documents of these chunks."""
     if not pks:
         return []
-    rows = {row[-1]: row for row in conn.execute(_ROWS.format(marks=",".join("?" * len(pks))), pks)}
-    return [rows[pk] for pk in pks if pk in rows]
+    marks = ",".join("?" * len(pks))
+    return [
+        doc_id
+        for (doc_id,) in conn.execute(
+            f"SELECT DISTINCT doc_id FROM chunks WHERE pk IN ({marks})", list(pks)
+        )
+    ]
+
+
+def unsummed(conn: sqlite3.Connection, model: str) -> list[str]:
+    """Documents whose chunks have vectors of `model` but which have no document vector
+    of it (a store made before document vectors, or a rebuild interrupted)."""
+    return [doc_id for (doc_id,) in conn.execute(_UNSUMMED, (model, model))]
 
 
 def status(conn: sqlite3.Connection, model: str) -> VectorStatus:

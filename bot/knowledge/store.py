@@ -17,6 +17,9 @@ class Chunk:
     seq: int
     text: str
     speakers: tuple[str, ...] = ()
+    # Where in its file the chunk is ("p. 3", a Word heading), shown after the title; a
+    # chunk never spans two pages or sections, so the label is always right.
+    location: str = ""
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class Document:
 
     id: str  # stable across re-ingests of the same path
     title: str
-    kind: str  # "text", "markdown", "transcript", "chat"
+    kind: str  # "text", "markdown", "transcript", "chat", "pdf", "word"
     source: str  # the file name as given to ingest
     date: str  # ISO date or ""
     sha256: str  # of the file's bytes: unchanged files are skipped
@@ -52,7 +55,9 @@ class KnowledgeStore(Protocol):
     backend: str
 
     def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
-        """The `k` most relevant passages for free user text, best first."""
+        """The `k` most relevant passages for free user text, best first; [] when none is
+        relevant enough (the store's relevance floor: the knowledge does not cover the
+        question), which the use case answers with "not found" instead of a guess."""
         ...
 
     def document_sha(self, doc_id: str) -> str | None:

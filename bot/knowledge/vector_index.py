@@ -27,15 +27,33 @@ def quantise(vectors: Sequence[Sequence[float]], dimensions: int) -> list[tuple[
     return [(b.tobytes(), c.tobytes()) for b, c in zip(bits, q, strict=True)]
 
 
-def rescore(vector: np.ndarray, rows: Sequence[tuple[int, bytes]]) -> list[int]:
-    """The pks of (pk, int8 components) rows by cosine with `vector`, best first."""
+def by_cosine(vector: np.ndarray, rows: Sequence[tuple[int, bytes]]) -> list[tuple[int, float]]:
+    """(pk, cosine with the unit `vector`) of (pk, int8 components) rows, best first."""
     if not rows:
         return []
     matrix = np.frombuffer(b"".join(q for _, q in rows), dtype=np.int8)
     matrix = matrix.reshape(len(rows), -1).astype(np.float32)
     norms = np.linalg.norm(matrix, axis=1)
     scores = (matrix @ vector) / np.where(norms > 0, norms, 1.0)
-    return [rows[i][0] for i in np.argsort(-scores, kind="stable")]
+    return [(rows[i][0], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
+
+
+def rescore(vector: np.ndarray, rows: Sequence[tuple[int, bytes]]) -> list[int]:
+    """The pks of (pk, int8 components) rows by cosine with `vector`, best first."""
+    return [pk for pk, _ in by_cosine(vector, rows)]
+
+
+def centroid(components: Sequence[bytes]) -> np.ndarray | None:
+    """The normalised sum of these int8 vectors, each made a unit vector first (a
+    document's vector from its chunks'); None for none."""
+    if not components:
+        return None
+    matrix = np.frombuffer(b"".join(components), dtype=np.int8)
+    matrix = matrix.reshape(len(components), -1).astype(np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    total = (matrix / np.where(norms > 0, norms, 1.0)).sum(axis=0)
+    norm = float(np.linalg.norm(total))
+    return total / norm if norm > 0 else None
 
 
 class BinaryIndex:

@@ -1,6 +1,6 @@
 """The vector leg of the SQLite knowledge store: chunk embeddings at ingest (reused while a
-chunk's text is unchanged), the question's within a share of its deadline, and a search
-fused with the full-text leg by reciprocal rank (the graph store's fusion).
+chunk's text is unchanged) and each document's vector made from them, the question's
+within a share of its deadline, and the cosines the ranking (sqlite_search) asks for.
 
 Each process holds only the sign bits of the vectors (vector_index.py); the int8
 components of the best candidates are read from the file for the re-rank.
@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -22,15 +22,12 @@ from bot.deadline import Deadline
 from bot.embedding import Embedder
 from bot.errors import EmbeddingFailed, KnowledgeUnavailable
 from bot.knowledge import sqlite_vectors as sql
-from bot.knowledge.graph.text import reciprocal_rank_fusion
 from bot.knowledge.sqlite_vectors import Code, VectorStatus
 from bot.knowledge.store import Document
-from bot.knowledge.vector_index import BinaryIndex, quantise, rescore
+from bot.knowledge.vector_index import BinaryIndex, by_cosine, centroid, quantise
 
 logger = logging.getLogger(__name__)
 
-CANDIDATES = 4  # each leg gives k * this many hits for fusion to choose from (as the graph)
-MAX_HITS = 100
 RESCORE = 10  # the Hamming scan keeps this many candidates per vector hit wanted ...
 MIN_RESCORE = 200  # ... and at least this many, for the int8 re-rank
 WRITE_SECONDS = 120.0  # embedding one batch of chunks at ingest (offline)
@@ -118,30 +115,29 @@ class VectorLeg:
                 self._lock.release()
         return len(self._index)
 
-    def hybrid(
-        self,
-        conn: sqlite3.Connection,
-        vector: np.ndarray,
-        lexical: Callable[[int], list[tuple]],
-        k: int,
-    ) -> list[tuple]:
-        """The `k` best search rows of both legs, fused; the last column is -score."""
-        limit = min(MAX_HITS, k * CANDIDATES)
-        text_rows = lexical(limit)
-        vector_rows = sql.chunk_rows(conn, self._nearest(conn, vector, limit))
-        rows: dict[str, tuple] = {}
-        for row in (*text_rows, *vector_rows):
-            rows.setdefault(row[0], row)
-        fused = reciprocal_rank_fusion([[r[0] for r in text_rows], [r[0] for r in vector_rows]])
-        return [(*rows[key][:6], -score) for key, score in fused[:k]]
-
-    def _nearest(self, conn: sqlite3.Connection, vector: np.ndarray, limit: int) -> list[int]:
-        """The pks of the `limit` chunks nearest to `vector`: Hamming scan, int8 re-rank."""
+    def nearest(
+        self, conn: sqlite3.Connection, vector: np.ndarray, limit: int
+    ) -> list[tuple[int, float]]:
+        """(pk, cosine) of the `limit` chunks nearest to `vector`, best first: a Hamming
+        scan, then the cosine on the int8 components of its candidates."""
         [(bits, _)] = quantise([vector], self.embedder.dimensions)
         candidates = self._index.nearest(bits, max(MIN_RESCORE, limit * RESCORE))
         if not candidates:
             return []
-        return rescore(vector, sql.int8_rows(conn, self.model, candidates))[:limit]
+        return by_cosine(vector, sql.int8_rows(conn, self.model, candidates))[:limit]
+
+    def cosines(
+        self, conn: sqlite3.Connection, vector: np.ndarray, pks: Sequence[int]
+    ) -> dict[int, float]:
+        """The cosine of each of these chunks that has a vector of this model."""
+        return dict(by_cosine(vector, sql.int8_rows(conn, self.model, pks))) if pks else {}
+
+    def document_cosines(
+        self, conn: sqlite3.Connection, vector: np.ndarray, doc_ids: Iterable[str]
+    ) -> dict[str, float]:
+        """The cosine of each of these documents that has a document vector of this model."""
+        rows = sql.document_vectors(conn, self.model, list(doc_ids))
+        return dict(by_cosine(vector, rows))
 
     # -- writes ----------------------------------------------------------------------
     def prepare(self, docs: Sequence[Document]) -> list[dict[int, Code]]:
@@ -158,8 +154,17 @@ class VectorLeg:
         return found
 
     def write(self, conn: sqlite3.Connection, doc_id: str, codes: dict[int, Code]) -> None:
-        """Store a document's codes, inside the transaction that wrote its chunks."""
+        """Store a document's codes and its vector, inside the transaction that wrote its
+        chunks."""
         sql.write_document(conn, doc_id, self.model, codes)
+        self._sum(conn, [doc_id])
+
+    def _sum(self, conn: sqlite3.Connection, doc_ids: Iterable[str]) -> None:
+        """Make these documents' vectors from their chunks' stored ones."""
+        for doc_id in doc_ids:
+            total = centroid(sql.chunk_components(conn, self.model, doc_id))
+            q = None if total is None else quantise([total], self.embedder.dimensions)[0][1]
+            sql.write_document_vector(conn, doc_id, self.model, q)
 
     def _codes(
         self, texts: list[str], deadline: Deadline, required: bool = True
@@ -192,8 +197,10 @@ class VectorLeg:
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> Rebuilt:
         """Give every chunk without a vector of this model one, batch by batch (each batch
-        committed: an interrupted rebuild resumes where it stopped); then make this model
-        the store's, drop other models' vectors, and mark the store changed."""
+        committed: an interrupted rebuild resumes where it stopped), and its document a
+        vector made from its chunks'; then give any document still without one its vector,
+        make this model the store's, drop other models' vectors, and mark the store
+        changed."""
         after = embedded = reused = 0
         with self._connection() as conn:
             others = sql.others(conn, self.model)
@@ -202,6 +209,7 @@ class VectorLeg:
                 rows = sql.missing(conn, self.model, after, REBUILD_BATCH)
             if not rows:
                 with self._transaction() as conn:
+                    self._sum(conn, sql.unsummed(conn, self.model))
                     sql.adopt(conn, self.model)
                     self._changed(conn)
                 return Rebuilt(self.model, embedded, reused, others)
@@ -210,6 +218,7 @@ class VectorLeg:
             codes, new = self._codes(texts, Deadline(WRITE_SECONDS))
             with self._transaction() as conn:
                 sql.write_rebuilt(conn, self.model, rows, codes)
+                self._sum(conn, sql.documents_of(conn, [pk for pk, _, _ in rows]))
             embedded, reused = embedded + new, reused + len(rows) - new
             if progress is not None:
                 progress(embedded + reused)

@@ -33,7 +33,8 @@ def _services() -> Services:
     "changing it, or adding a key); PATHS are optional.",
 )
 def ingest_command(paths: tuple[str, ...], prune: bool, reembed: bool) -> None:
-    """Load documents and transcripts into the knowledge base (unchanged files are skipped)."""
+    """Load documents and transcripts into the knowledge base (unchanged files are skipped).
+    Every file not ingested is named; the exit code is 1 when any failed."""
     from bot.knowledge.ingest import ingest_paths
 
     if not paths:
@@ -41,8 +42,13 @@ def ingest_command(paths: tuple[str, ...], prune: bool, reembed: bool) -> None:
             raise click.UsageError("Missing argument 'PATHS...'.")
         _reembed()
         return
+    services = _services()
     summary = ingest_paths(
-        _services().knowledge, list(paths), progress=sys.stderr.isatty(), prune=prune
+        services.knowledge,
+        list(paths),
+        progress=sys.stderr.isatty(),
+        prune=prune,
+        ocr=services.ocr,
     )
     click.echo(
         f"Ingested {summary.documents_added} new and {summary.documents_updated} changed "
@@ -51,6 +57,12 @@ def ingest_command(paths: tuple[str, ...], prune: bool, reembed: bool) -> None:
     )
     for source in summary.removed:
         click.echo(f"Removed {source}: its file is gone.")
+    for line in summary.skipped:
+        click.echo(f"skipped: {line}")
+    if summary.ignored:
+        kinds = ", ".join(f"{suffix} ({n})" for suffix, n in summary.ignored.items())
+        count = sum(summary.ignored.values())
+        click.echo(f"Ignored {count} file(s) of types ingest does not read: {kinds}.")
     for error in summary.errors:
         click.echo(f"error: {error}", err=True)
     if reembed:

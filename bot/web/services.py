@@ -17,6 +17,7 @@ from bot.chat.conversation import ConversationHandler
 from bot.history.store import HistoryStore
 from bot.knowledge.store import KnowledgeStore
 from bot.metrics import Metrics
+from bot.ocr import Ocr
 from bot.settings import Settings
 
 VERSION = "0.1.0"
@@ -72,6 +73,7 @@ class Services:
     access: AccessPolicy
     limiter: Limiter | None = None  # set once the webhook view is registered
     local_token: str = ""  # local mode's secret (bot/web/security.py); "" with a Twilio token
+    ocr: Ocr | None = None  # with a model key: `ingest` reads scanned PDFs with it
     started_at: float = field(default_factory=time.time)
 
     def health(self) -> dict:
@@ -100,7 +102,7 @@ class Services:
 
     def after_fork(self) -> None:
         """Forget clients inherited from gunicorn's master (only with --preload)."""
-        for part in (self.history, self.knowledge, self.answerer):
+        for part in (self.history, self.knowledge, self.answerer, self.ocr):
             reset = getattr(part, "after_fork", None)
             if reset is not None:
                 reset()
@@ -109,6 +111,7 @@ class Services:
         """Release every store's connections."""
         self.history.close()
         self.knowledge.close()
-        close = getattr(self.answerer, "close", None)
-        if close is not None:
-            close()
+        for part in (self.answerer, self.ocr):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()

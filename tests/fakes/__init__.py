@@ -1,2 +1,3 @@
 """In-process fakes of our own protocols, one module per kind: answerers, knowledge,
-history, clock; and mistral_server, a local stand-in of Mistral's HTTP API."""
+history, clock; and local HTTP stand-ins: mistral_server (Mistral's API), twilio_media
+(Twilio's media endpoint and the CDN it redirects to)."""

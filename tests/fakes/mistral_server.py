@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import itertools
 import json
@@ -132,6 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload = stub._chat(body)
         elif route == ("POST", "/v1/embeddings") and isinstance(body, dict):
             payload = _embeddings(body)
+        elif route == ("POST", "/v1/ocr") and isinstance(body, dict):
+            payload = stub._ocr(body)
         elif route == ("GET", "/v1/models"):
             payload = _models()
         else:
@@ -195,6 +199,16 @@ def _embeddings(body: dict) -> dict:
     }
 
 
+def _document_bytes(document: Any) -> bytes:
+    """The bytes of an OCR request's `data:...;base64,` document URL (b"" for another kind)."""
+    url = document.get("document_url", "") if isinstance(document, dict) else ""
+    _, _, encoded = str(url).partition(";base64,")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
 def _models() -> dict:
     cards = []
     for model in MODELS:
@@ -219,7 +233,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class MistralStub:
-    """Speaks /v1/chat/completions, /v1/embeddings and /v1/models on 127.0.0.1."""
+    """Speaks /v1/chat/completions, /v1/embeddings, /v1/ocr and /v1/models on 127.0.0.1."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -243,6 +257,9 @@ class MistralStub:
             self.trickle_interval = 0.9
             self.trickle_for = 10.0
             self.abandoned: list[int] = []  # client ports that closed mid-trickle
+            # /v1/ocr: each page's Markdown, or a function of the PDF's bytes giving them;
+            # None: "Page N" text for each page object of the PDF sent.
+            self.ocr_pages: list[str] | Callable[[bytes], list[str]] | None = None
             old, self._wake = getattr(self, "_wake", None), threading.Event()
         if old is not None:
             old.set()
@@ -257,6 +274,11 @@ class MistralStub:
     def chat_requests(self) -> list[dict]:
         """The JSON bodies of the chat-completion requests received."""
         return [r.json for r in self.requests if r.path.startswith("/v1/chat/completions")]
+
+    @property
+    def ocr_requests(self) -> list[dict]:
+        """The JSON bodies of the OCR requests received."""
+        return [r.json for r in self.requests if r.path.startswith("/v1/ocr")]
 
     def start(self) -> MistralStub:
         """Listen on a free port in a daemon thread."""
@@ -323,6 +345,32 @@ class MistralStub:
         if status in (429, 503) and self.retry_after is not None:
             return {"Retry-After": f"{self.retry_after:g}"}
         return {}
+
+    def _ocr(self, body: dict) -> dict:
+        """An OCR response: one Markdown page per `ocr_pages` item, or per page of the PDF."""
+        data = _document_bytes(body.get("document"))
+        pages = self.ocr_pages
+        if callable(pages):
+            pages = pages(data)
+        if pages is None:
+            count = len(re.findall(rb"/Type\s*/Page\b(?!s)", data))
+            pages = [
+                f"# Scanned page {n}\n\nPage {n} as the stand-in read it."
+                for n in range(1, count + 1)
+            ]
+        return {
+            "pages": [
+                {
+                    "index": i,
+                    "markdown": markdown,
+                    "images": [],
+                    "dimensions": {"dpi": 200, "height": 2200, "width": 1700},
+                }
+                for i, markdown in enumerate(pages)
+            ],
+            "model": body.get("model", "mistral-ocr-latest"),
+            "usage_info": {"pages_processed": len(pages), "doc_size_bytes": len(data)},
+        }
 
     def _chat(self, body: dict) -> dict:
         reply = self.reply

@@ -78,7 +78,7 @@ def doc(*texts: str, people: tuple[str, ...] = ("Ann", "Bo")) -> Document:
 def test_neo4j_index_statements_follow_the_manual() -> None:
     statements = NEO4J.index_statements(SCHEMA, vectors=True, rows=[])
     assert all(" IF NOT EXISTS " in s for choices in statements for s in choices)
-    (fulltext,), document, person, (vector,) = statements
+    (fulltext,), document, person, term, (vector,) = statements
     assert fulltext.startswith("CREATE FULLTEXT INDEX `chunk_fulltext` IF NOT EXISTS")
     assert "FOR (c:`Chunk`) ON EACH [c.`text`, c.`title`]" in fulltext
     # A uniqueness constraint (its range index serves MERGE), else a plain range index.
@@ -88,6 +88,7 @@ def test_neo4j_index_statements_follow_the_manual() -> None:
         "CREATE RANGE INDEX `document_id` IF NOT EXISTS FOR (n:`Document`) ON (n.`id`)",
     )
     assert "FOR (n:`Person`) REQUIRE n.`name` IS UNIQUE" in person[0]
+    assert "FOR (n:`SearchTerm`) REQUIRE n.`stem` IS UNIQUE" in term[0]
     assert vector.startswith("CREATE VECTOR INDEX `chunk_embedding` IF NOT EXISTS")
     assert "`vector.dimensions`: 1024" in vector and "'cosine'" in vector
     assert len(NEO4J.index_statements(SCHEMA, vectors=False, rows=[])) == len(statements) - 1
@@ -113,6 +114,7 @@ def test_falkordb_creates_only_missing_indexes() -> None:
         {"label": "Chunk", "types": {"text": ["FULLTEXT"], "embedding": ["VECTOR"]}},
         {"label": "Document", "types": {"id": ["RANGE"]}},
         {"label": "Person", "types": {"name": ["RANGE"]}},
+        {"label": "SearchTerm", "types": {"stem": ["RANGE"]}},
     ]
     assert FALKOR.index_statements(SCHEMA, vectors=True, rows=existing) == [
         (
@@ -170,7 +172,7 @@ def test_write_document_writes_the_sha_last_and_replaces_links() -> None:
     queries = [q for q, _ in tx.statements]
     assert "d.sha256 = ''" in queries[0] and "DETACH DELETE c" in queries[1]
     assert "DELETE r" in queries[2] and "SPOKE_IN" in queries[2]
-    assert queries[-1].endswith("SET d.sha256 = $sha, d.updated_at = $now")
+    assert queries[-1].endswith("d.text_chunks = $chunks, d.sha256 = $sha, d.updated_at = $now")
     assert tx.statements[-1][1]["sha"] == "sha"
     people = next(p for q, p in tx.statements if "MERGE (p:`Person`" in q)["people"]
     assert people == [{"name": "Ann", "order": 0}, {"name": "Bo", "order": 1}]

@@ -159,7 +159,8 @@ def test_qmsum_json_keeps_turns_and_ignores_the_answers(tmp_path: Path) -> None:
         ("other.json", b'{"name": "package"}', "unsupported"),
         ("binary.txt", b"\x00\x01\x02binary", "binary"),
         ("empty.md", b"   \n\n", "no text"),
-        ("notes.pdf", b"%PDF-1.4", "unsupported"),
+        ("notes.pdf", b"%PDF-1.4", "not a readable PDF"),
+        ("slides.pptx", b"PK\x03\x04", "unsupported"),
     ],
 )
 def test_unparseable_files_raise_parse_error(

@@ -7,12 +7,20 @@ characters a pattern repeats, then a character that makes the match fail). Each 
 that the old patterns took over 10 s to parse it (19 to 29 s on the 2-core dev machine)
 where a linear parse takes milliseconds. Hypothesis then feeds each format junk built from
 the characters its parser cares about, in short and long runs, mixed with those fragments.
+
+PDF and Word files are parsed by pypdf and python-docx (lxml): their hostile shapes are the
+structural ones (nesting, cycles, decompression and entity bombs, a style chain per
+paragraph), and Hypothesis edits the bytes of valid files and the XML inside a .docx.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -281,3 +289,189 @@ def test_qmsum_parser_on_junk(text: str) -> None:
 def test_every_format_on_raw_bytes(data: bytes, bom: bytes) -> None:
     for fmt in formats():
         check_format(fmt.name, Path("file" + fmt.suffixes[0]), bom + data)
+
+
+# -- PDF and Word ------------------------------------------------------------------------
+W = b'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+PAGE = (
+    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+    b"/Resources << /Font << /F1 3 0 R >> >> >>"
+)
+ONE_PAGE = b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>"
+
+
+def one_page(
+    pdf_with: Callable[[dict[int, bytes]], bytes],
+    content: bytes,
+    *,
+    catalog: bytes = b"",
+    pages: bytes = ONE_PAGE,
+) -> bytes:
+    """A one-page PDF whose page shows `content` (a content stream, its dictionary first)."""
+    catalog = b"<< /Type /Catalog /Pages 2 0 R " + catalog + b" >>"
+    return pdf_with({1: catalog, 2: pages, 3: FONT, 4: content, 5: PAGE})
+
+
+def stream(data: bytes, extra: bytes = b"") -> bytes:
+    return b"<< /Length %d %s >>\nstream\n%s\nendstream" % (len(data), extra, data)
+
+
+def docx_with(base: bytes, **parts: bytes) -> bytes:
+    """`base` with some parts replaced (keyword `word_document` is word/document.xml)."""
+    with zipfile.ZipFile(io.BytesIO(base)) as source:
+        contents = {info.filename: source.read(info) for info in source.infolist()}
+    contents.update({name.replace("_", "/", 1) + ".xml": xml for name, xml in parts.items()})
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, content in contents.items():
+            target.writestr(name, content)
+    return out.getvalue()
+
+
+def word_xml(root: str, inner: bytes) -> bytes:
+    return b'<?xml version="1.0" encoding="UTF-8"?><w:%s %s>%s</w:%s>' % (
+        root.encode(),
+        W,
+        inner,
+        root.encode(),
+    )
+
+
+def styled(style: bytes, text: bytes) -> bytes:
+    return b'<w:p><w:pPr><w:pStyle w:val="%s"/></w:pPr><w:r><w:t>%s</w:t></w:r></w:p>' % (
+        style,
+        text,
+    )
+
+
+LAUGHS = b"".join(
+    b'<!ENTITY l%d "%s">' % (i, b"&l%d;" % (i - 1) * 10 if i else b"lol") for i in range(10)
+)
+
+
+@functools.cache
+def hostile_files(
+    base_docx: bytes, pdf_with: Callable[[dict[int, bytes]], bytes]
+) -> dict[str, tuple[str, bytes]]:
+    """id -> (file name, bytes): the structural attacks on pypdf and python-docx."""
+    page = functools.partial(one_page, pdf_with)
+
+    def body(inner: bytes) -> bytes:
+        return word_xml("document", b"<w:body>" + inner + b"</w:body>")
+
+    chain = b"".join(
+        b'<w:style w:type="paragraph" w:styleId="S%d"><w:name w:val="s%d"/>'
+        b'<w:basedOn w:val="S%d"/></w:style>' % (i, i, i + 1)
+        for i in range(2_000)
+    )
+    return {
+        "pdf-nested-arrays": ("a.pdf", page(stream(b""), catalog=b"/X " + b"[" * 30_000)),
+        "pdf-page-tree-cycle": (
+            "a.pdf",
+            page(stream(b""), pages=b"<< /Type /Pages /Kids [2 0 R 5 0 R] /Count 2 >>"),
+        ),
+        "pdf-count-lies": (
+            "a.pdf",
+            page(stream(b"BT /F1 9 Tf (x) Tj ET"), pages=ONE_PAGE.replace(b"1 >>", b"9999999 >>")),
+        ),
+        "pdf-same-page-many-times": (
+            "a.pdf",
+            page(stream(b""), pages=b"<< /Type /Pages /Kids [" + b"5 0 R " * 20_000 + b"] >>"),
+        ),
+        "pdf-flate-bomb": (  # 80 MB of spaces in 80 KB: pypdf stops decompressing at 75 MB
+            "a.pdf",
+            page(stream(zlib.compress(b" " * 80_000_000, 9), b"/Filter /FlateDecode")),
+        ),
+        "pdf-unclosed-strings": ("a.pdf", page(stream(b"BT /F1 9 Tf " + b"(" * 100_000))),
+        "pdf-text-operators": ("a.pdf", page(stream(b"BT /F1 9 Tf " + b"(w) Tj " * 5_000))),
+        "docx-deep-nesting": (
+            "a.docx",
+            docx_with(base_docx, word_document=body(b"<w:p>" + b"<w:r>" * 50_000)),
+        ),
+        "docx-entity-bomb": (
+            "a.docx",
+            docx_with(
+                base_docx,
+                word_document=b'<?xml version="1.0"?><!DOCTYPE d ['
+                + LAUGHS
+                + b"]>"
+                + body(b"<w:p><w:r><w:t>&l9;</w:t></w:r></w:p>"),
+            ),
+        ),
+        "docx-style-cycle": (
+            "a.docx",
+            docx_with(
+                base_docx,
+                word_styles=word_xml("styles", chain.replace(b'w:val="S2000"', b'w:val="S0"')),
+                word_document=body(b"".join(styled(b"S%d" % i, b"x") for i in range(0, 2_000, 7))),
+            ),
+        ),
+        "docx-runs": (
+            "a.docx",
+            docx_with(
+                base_docx,
+                word_document=body(b"<w:p>" + b"<w:r><w:t>a</w:t></w:r>" * 20_000 + b"</w:p>"),
+            ),
+        ),
+    }
+
+
+HOSTILE = [
+    "pdf-nested-arrays",
+    "pdf-page-tree-cycle",
+    "pdf-count-lies",
+    "pdf-same-page-many-times",
+    "pdf-flate-bomb",
+    "pdf-unclosed-strings",
+    "pdf-text-operators",
+    "docx-deep-nesting",
+    "docx-entity-bomb",
+    "docx-style-cycle",
+    "docx-runs",
+]
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_pdf_and_word_files_raise_only_parse_error_in_time(
+    office_files, make_pdf_from_objects, case
+) -> None:
+    name, data = hostile_files(office_files["strategy-review.docx"], make_pdf_from_objects)[case]
+    elapsed, doc = parse_timed(lambda: parse_file(Path(name), data))
+    assert elapsed < BOUND, f"{len(data):,} bytes took {elapsed:.2f}s"
+    if doc is not None:
+        assert_no_control_characters(doc)
+
+
+edits = st.lists(st.tuples(st.floats(0, 1), st.sampled_from(
+    [b"", b"\x00", b"(", b")", b"[", b"<<", b">>", b"obj", b"endobj", b"stream", b"R", b"/",
+     b"\\", b"%%EOF", b"<", b">", b"&", b"<w:p>", b"</w:p>", b"<w:t>", b"\x07", b"\xff"])),
+    max_size=8)  # fmt: skip
+
+
+def edited(data: bytes, changes: list[tuple[float, bytes]], cut: float) -> bytes:
+    """`data` with each (where, what) written over the byte there, then cut at `cut`."""
+    out = bytearray(data)
+    for where, what in changes:
+        at = min(int(where * len(out)), max(len(out) - 1, 0))
+        out[at : at + 1] = what
+    return bytes(out[: max(1, int(cut * len(out)))])
+
+
+@FUZZ
+@given(edits, st.floats(0.2, 1.0), st.sampled_from(["board-minutes-march.pdf", "locked.pdf"]))
+def test_pdf_parser_on_edited_files(office_files, changes, cut, name) -> None:
+    check_format("pdf", Path("edited.pdf"), edited(office_files[name], changes, cut))
+
+
+@FUZZ
+@given(edits, st.floats(0.0, 1.0), st.booleans())
+def test_docx_parser_on_edited_xml_and_archives(office_files, changes, cut, whole) -> None:
+    base = office_files["strategy-review.docx"]
+    if whole:  # the archive's bytes
+        data = edited(base, changes, 0.5 + cut / 2)
+    else:  # the document's XML, in a sound archive
+        with zipfile.ZipFile(io.BytesIO(base)) as source:
+            xml = source.read("word/document.xml")
+        data = docx_with(base, word_document=edited(xml, changes, cut))
+    check_format("docx", Path("edited.docx"), data)

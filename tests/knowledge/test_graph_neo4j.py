@@ -226,15 +226,16 @@ def test_ingest_creates_with_statements_of_the_version_floor_then_waits() -> Non
     chunk = Chunk(seq=0, text="The budget.")
     store.upsert(Document("d1", "Budget", "text", "d1.txt", "", "s1", (chunk,), ("Ann",)))
     sent = client.statements()
-    created = client.statements("write")[:4]
+    created = client.statements("write")[:5]
     assert created[0].startswith("CREATE FULLTEXT INDEX `chunk_fulltext` IF NOT EXISTS")
     assert created[1].startswith("CREATE CONSTRAINT `document_id_unique` IF NOT EXISTS")
     assert created[2].startswith("CREATE CONSTRAINT `person_name_unique` IF NOT EXISTS")
+    assert created[3].startswith("CREATE CONSTRAINT `searchterm_stem_unique` IF NOT EXISTS")
     # CREATE VECTOR INDEX arrived in 5.15 (5.13 had only db.index.vector.createNodeIndex).
-    assert created[3].startswith("CREATE VECTOR INDEX `chunk_embedding` IF NOT EXISTS")
-    assert "`vector.dimensions`: 4" in created[3]
+    assert created[4].startswith("CREATE VECTOR INDEX `chunk_embedding` IF NOT EXISTS")
+    assert "`vector.dimensions`: 4" in created[4]
     wait = sent.index("CALL db.awaitIndexes(60)")
-    assert sent[wait - 1] == created[3] and sent[wait + 1].startswith("SHOW INDEXES")
+    assert sent[wait - 1] == created[4] and sent[wait + 1].startswith("SHOW INDEXES")
     assert ("read", "CALL db.awaitIndexes(60)", {}) in client.sent
     assert not [q for q in sent if "createNodeIndex" in q or "db.indexes()" in q]
     assert not [q for q in sent if "dbms.procedures" in q]  # the dialect was configured

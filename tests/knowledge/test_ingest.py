@@ -52,8 +52,8 @@ def test_ingest_walks_folders_and_stores_supported_files(
 
 
 def test_document_ids_are_stable_and_keyed_by_root_name(tmp_path: Path, notes: Path) -> None:
-    files, errors = discover([str(notes), str(notes / "budget.txt")])
-    assert errors == []
+    files, errors, ignored = discover([str(notes), str(notes / "budget.txt")])
+    assert errors == [] and ignored == {".png": 1}  # counted, not named: see test_ingest_files
     keys = [f.key for f in files]
     assert keys == sorted(set(keys), key=keys.index)  # the explicit file is not listed twice
     assert "notes/budget.txt" in keys and "notes/team/call.txt" in keys

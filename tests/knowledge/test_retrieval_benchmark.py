@@ -57,9 +57,11 @@ def test_unknown_stores_and_a_missing_dataset_exit_with_a_message(
 
 
 @pytest.mark.usefixtures("qmsum_dir")
-def test_the_benchmark_runs_on_two_meetings() -> None:
+def test_the_benchmark_runs_on_two_meetings(tmp_path: Path) -> None:
+    doc = tmp_path / "PERFORMANCE.md"
+    args = ["--stores", "sqlite", "--limit", "2", "--json", "--doc", str(doc)]
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--stores", "sqlite", "--limit", "2", "--json"],
+        [sys.executable, str(SCRIPT), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -70,5 +72,20 @@ def test_the_benchmark_runs_on_two_meetings() -> None:
     assert (report["store"], report["meetings"]) == ("sqlite", 2)
     assert report["questions"] > 0 and 0 <= report["answered"] <= report["questions"]
     assert report["share"] == round(report["answered"] / report["questions"], 3)
+    assert 0 <= report["not_found"] <= report["questions"] - report["answered"]
+    # The floor turns questions away (some real ones too), never answers more.
+    assert report["floor_answered"] <= report["answered"]
+    assert report["floor_not_found"] >= report["not_found"]
+    # Two meetings hold none of the off-topic questions' words often enough to answer them;
+    # without the floor, a question sharing any word with them gets passages.
+    assert report["offtopic"] == len(rq.load_offtopic()) == 64
+    assert report["offtopic_share"] == round(report["offtopic_not_found"] / 64, 3) > 0.8
+    assert report["offtopic_floor_off"] < report["offtopic_not_found"]
     assert 0 < report["search_ms_p50"] <= report["search_ms_p95"]
     assert report["chunks"] > 0
+    text = doc.read_text()
+    assert "<!-- retrieval_quality_sqlite:start -->" in text
+    found_nothing = (
+        f"| off-topic questions found nothing, floor on (off) | {report['offtopic_not_found']} / 64"
+    )
+    assert found_nothing in text

@@ -34,8 +34,8 @@ def doc_id(name: str) -> str:
 
 
 def test_every_sample_file_is_a_dated_document_of_reasonable_size() -> None:
-    files, errors = discover([str(SAMPLE)])
-    assert errors == [] and 4 <= len(files) <= 6
+    files, errors, ignored = discover([str(SAMPLE)])
+    assert errors == [] and ignored == {} and 4 <= len(files) <= 6
     for source in files:
         data = source.path.read_bytes()
         assert 1500 <= len(data) <= 5000, source.key

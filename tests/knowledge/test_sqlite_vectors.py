@@ -63,10 +63,12 @@ def open_store(
 
 @pytest.fixture
 def two_docs(open_store, make_doc: Callable[..., Document], mistral: MistralStub):
-    """A hybrid store with a budget chunk and a falcon chunk; the stand-in's log emptied."""
+    """A hybrid store with a budget chunk, a rules chunk and a falcon chunk, among 20 other
+    chunks (so a word in one chunk is rare); the stand-in's log emptied."""
     store = open_store()
     store.upsert(make_doc("lex", "Quarterly budget review for the travel line."))
     store.upsert(make_doc("sem", "Reimbursement rules.", "The falcon project timeline."))
+    store.upsert(make_doc("other", *[f"Weather note {i} for the office." for i in range(20)]))
     mistral.reset()
     return store
 
@@ -143,7 +145,7 @@ def test_a_failed_question_embedding_falls_back_to_full_text_inside_the_deadline
 
 
 def test_threads_searching_while_the_index_reloads_agree(two_docs, make_doc, synonym) -> None:
-    word = synonym("falcon")
+    word = f"reimbursement rules {synonym('falcon')}"
     assert "more:0" not in ids(two_docs.search(word, 3, Deadline(5)))  # the index is loaded
     two_docs.upsert(make_doc("more", "The falcon budget, again."))  # and stale now
     found: list[list[str]] = []
@@ -163,7 +165,7 @@ def test_threads_searching_while_the_index_reloads_agree(two_docs, make_doc, syn
 
 @pytest.mark.parametrize("other", ["name", "size"])
 def test_a_model_change_is_detected_and_rebuild_replaces_the_vectors(
-    open_store, make_doc, mistral, synonym, caplog, other
+    open_store, make_doc, mistral, caplog, other
 ) -> None:
     old_embedder = MistralEmbedder(KEY, server_url=mistral.url)
     if other == "name":
@@ -174,10 +176,10 @@ def test_a_model_change_is_detected_and_rebuild_replaces_the_vectors(
     assert stored in ("old-embed/1024", "mistral-embed/512")
     store = open_store()  # mistral-embed/1024 on the same file
     mistral.reset()
-    word = synonym("falcon")
     with caplog.at_level(logging.WARNING):
-        assert store.search(word, 3, Deadline(5)) == []  # never compared with `old`'s vectors
-        store.search(word, 3, Deadline(5))
+        # Full text only (never compared with `old`'s vectors): the falcon chunk alone.
+        assert ids(store.search("falcon", 3, Deadline(5))) == ["sem:1"]
+        store.search("falcon", 3, Deadline(5))
     assert embedded(mistral) == []  # the question is not even embedded
     assert caplog.text.count(f"knowledge vectors are {stored}, the embedder is mistral-embed/1024")
     assert store.vectors.status().stored == stored and store.vectors.status().with_vectors == 0
@@ -186,9 +188,11 @@ def test_a_model_change_is_detected_and_rebuild_replaces_the_vectors(
     rebuilt = store.vectors.rebuild()
     assert (rebuilt.embedded, rebuilt.reused, rebuilt.replaced) == (2, 0, 2)
     assert store.version() != version  # answers cached from the old retrieval are stale
-    assert ids(store.search(word, 3, Deadline(5)))[0] == "sem:1"
+    # Hybrid: the nearest chunks join the full-text hit (a store this small: all of them).
+    assert ids(store.search("falcon", 3, Deadline(5))) == ["sem:1", "sem:0"]
     assert {model for _, model in vector_rows(store)} == {"mistral-embed/1024"}
-    assert old.search(word, 3, Deadline(5)) == []  # now the old model is the stranger
+    # Now the old model is the stranger: full text only.
+    assert ids(old.search("falcon", 3, Deadline(5))) == ["sem:1"]
     assert store.vectors.rebuild().embedded == 0  # nothing left to do
 
 

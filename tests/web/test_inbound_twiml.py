@@ -79,6 +79,26 @@ def test_parse_form_marks_groups_only_when_twilio_does():
     assert not parse_form(twilio_form("hi, group of friends")).is_group
 
 
+def test_parse_form_keeps_each_media_url_beside_its_content_type():
+    media = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME"
+    form = twilio_form(
+        "",
+        NumMedia="4",
+        MediaUrl0=f" {media}0 ",
+        MediaContentType0="audio/ogg",
+        MediaContentType1="image/jpeg",  # no MediaUrl1: skipped
+        MediaUrl2=media + "2" * 600,  # too long to be Twilio's: kept as "" (refused later)
+        MediaContentType2="application/pdf",
+        MediaUrl3=f"{media}3",
+        MediaContentType3="text/plain\x00",
+        MediaUrl4=f"{media}4",  # beyond NumMedia
+    )
+    message = parse_form(form)
+    assert message.media_urls == (f"{media}0", "", f"{media}3")
+    assert message.media_types == ("audio/ogg", "application/pdf", "text/plain")
+    assert message.num_media == 4
+
+
 @pytest.mark.parametrize("missing", ["From", "MessageSid"])
 def test_parse_form_requires_sender_and_sid(missing):
     form = twilio_form("hi")

@@ -14,6 +14,7 @@ from tests.support import (
     ALICE,
     BOB,
     PUBLIC_URL,
+    QUESTION,
     WEBHOOK,
     reply_texts_of,
     run_threads,
@@ -177,8 +178,8 @@ def test_sources_names_the_last_answers_documents_per_sender(ask):
 
 
 def test_a_sentence_starting_with_a_command_word_is_a_question(ask, spy):
-    ask("@agent help me understand the UK timeline")
-    assert spy.calls == ["help me understand the UK timeline"]
+    ask("@agent help writing meeting notes")
+    assert spy.calls == ["help writing meeting notes"]
 
 
 def test_media_only_message_gets_the_text_only_reply(ask, spy):
@@ -233,14 +234,14 @@ def test_long_answer_is_split_into_messages_of_at_most_1600_chars(make_app, sign
 def test_xml_special_characters_in_the_answer_are_escaped(make_app, signed_post):
     nasty = "Use <b>tags</b> & \"quotes\" 'here' ]]> <Message>fake</Message>"
     app = make_app(answerer=FakeAnswerer(nasty))
-    response = signed_post(app.test_client(), twilio_form("@agent anything"))
+    response = signed_post(app.test_client(), twilio_form(QUESTION))
     assert reply_texts_of(response) == [nasty]
 
 
 def test_characters_xml_forbids_never_reach_the_twiml(make_app, signed_post):
     # What a document or the model may carry: C0 controls, U+FFFF.
     app = make_app(answerer=FakeAnswerer("Bell\x07 nul\x00 \uffff ok\tdone"))
-    response = signed_post(app.test_client(), twilio_form("@agent anything"))
+    response = signed_post(app.test_client(), twilio_form(QUESTION))
     assert reply_texts_of(response) == ["Bell nul  ok\tdone"]  # parsed as XML 1.0
 
 

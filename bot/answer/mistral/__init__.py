@@ -1,8 +1,10 @@
-"""The Mistral adapter, the only code importing mistralai: answerer, embedder, their client."""
+"""The Mistral adapter, the only code importing mistralai: answerer, embedder, OCR, their
+client."""
 
 from __future__ import annotations
 
 from bot.answer.mistral.answerer import MistralAnswerer
 from bot.answer.mistral.embedder import MistralEmbedder
+from bot.answer.mistral.ocr import MistralOcr
 
-__all__ = ["MistralAnswerer", "MistralEmbedder"]
+__all__ = ["MistralAnswerer", "MistralEmbedder", "MistralOcr"]

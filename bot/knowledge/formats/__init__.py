@@ -2,8 +2,9 @@
 
 Formats are tried in order; the first whose suffix matches and whose `sniff` (if any)
 accepts the bytes wins. A format is one module with `SUFFIXES`, `parse` and optionally
-`sniff`, plus one `register(...)` call below, placed before the generic format it refines
-(a WhatsApp export is also a .txt file, so it is sniffed before transcripts and text).
+`sniff` (and `MAX_BYTES`, checked before a file is read), plus one `register(...)` call
+below, placed before the generic format it refines (a WhatsApp export is also a .txt file,
+so it is sniffed before transcripts and text).
 """
 
 from __future__ import annotations
@@ -12,11 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.knowledge.formats import markdown, qmsum, text, transcript, vtt, whatsapp
+from bot.knowledge.formats import docx, markdown, pdf, qmsum, text, transcript, vtt, whatsapp
 from bot.knowledge.formats.base import ParseError, Parser
 from bot.knowledge.store import Document
 
-__all__ = ["Format", "ParseError", "find_format", "formats", "parse_file", "register"]
+__all__ = [
+    "Format",
+    "ParseError",
+    "find_format",
+    "formats",
+    "max_bytes",
+    "parse_file",
+    "register",
+]
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class Format:
     suffixes: tuple[str, ...]
     parse: Parser
     sniff: Callable[[Path, bytes], bool] | None = None
+    max_bytes: int | None = None  # larger files are refused before they are read
 
     def accepts(self, path: Path, data: bytes) -> bool:
         """True when the suffix matches and the sniffer (if any) recognises the content."""
@@ -55,6 +65,12 @@ def supported_suffixes() -> frozenset[str]:
     return frozenset(s for f in _FORMATS for s in f.suffixes)
 
 
+def max_bytes(path: Path) -> int | None:
+    """The size past which no format claiming this file's suffix reads it (None: no limit)."""
+    limits = [f.max_bytes for f in _FORMATS if path.suffix.lower() in f.suffixes]
+    return None if not limits or None in limits else max(limits)  # type: ignore[type-var]
+
+
 def find_format(path: Path, data: bytes) -> Format | None:
     """The first format that accepts this file, or None."""
     return next((f for f in _FORMATS if f.accepts(path, data)), None)
@@ -77,3 +93,5 @@ register(Format("whatsapp", whatsapp.SUFFIXES, whatsapp.parse, whatsapp.sniff))
 register(Format("transcript", transcript.SUFFIXES, transcript.parse, transcript.sniff))
 register(Format("markdown", markdown.SUFFIXES, markdown.parse))
 register(Format("text", text.SUFFIXES, text.parse))
+register(Format("pdf", pdf.SUFFIXES, pdf.parse, max_bytes=pdf.MAX_BYTES))
+register(Format("docx", docx.SUFFIXES, docx.parse, max_bytes=docx.MAX_BYTES))

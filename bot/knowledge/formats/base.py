@@ -7,6 +7,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +46,10 @@ _NAME_SEPARATOR = re.compile(r"(?:[,;/&]|\band\b)\s*")
 # C0 control characters other than tab and newline (carriage returns become newlines
 # first): passages end up in TwiML, and XML 1.0 cannot carry them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+# A location (a page, a heading) is part of every source label: a heading that is really a
+# styled paragraph must not make the label longer than the passage.
+LOCATION_CHARS = 80
 
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
 _MONTHS = {
@@ -192,6 +197,12 @@ def document_date(fields: dict[str, str], path: Path, lines: Sequence[str]) -> s
     return _valid(*map(int, m.groups())) if (m := _ISO_DATE.search(head)) else ""
 
 
+def location_label(text: str) -> str:
+    """A chunk's location as shown after the title: one line of at most LOCATION_CHARS."""
+    words = " ".join(clean_text(text).split())
+    return words if len(words) <= LOCATION_CHARS else words[: LOCATION_CHARS - 1].rstrip() + "…"
+
+
 def make_document(
     path: Path,
     data: bytes,
@@ -202,16 +213,26 @@ def make_document(
     people: Sequence[str] = (),
     turns: Sequence[Utterance] | None = None,
     text: str = "",
+    sections: Sequence[tuple[str, str]] | None = None,
     doc_id: str | None = None,
     source: str | None = None,
 ) -> Document:
-    """Chunk the parsed content (turns for transcripts, else prose) into a Document.
+    """Chunk the parsed content (turns for transcripts, (location, text) sections for pages
+    and headings, else prose) into a Document.
 
     Every format ends here, so this is where control characters are removed (`clean_text`)
     from whatever a parser produced, JSON escapes and character references included."""
     if turns is not None:
         turns = [Utterance(clean_text(t.speaker), clean_text(t.text)) for t in turns]
         chunks = chunk_transcript(turns)
+    elif sections is not None:
+        # Each section is chunked on its own: no chunk spans two pages or headings.
+        located = [
+            (location_label(where), chunk)
+            for where, section in sections
+            for chunk in chunk_prose(clean_text(section))
+        ]
+        chunks = [replace(chunk, seq=i, location=where) for i, (where, chunk) in enumerate(located)]
     else:
         chunks = chunk_prose(clean_text(text))
     if not chunks:

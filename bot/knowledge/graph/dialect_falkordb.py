@@ -32,6 +32,7 @@ from typing import Any
 
 from bot.knowledge.graph.rank import rarest
 from bot.knowledge.graph.schema import (
+    CENTROID,
     ONLINE,
     GraphSchema,
     Indexes,
@@ -146,6 +147,27 @@ class FalkorDialect:
             )
         return statements
 
+    def set_centroid(self, schema: GraphSchema, node: Any, vector: list[float]) -> Statement:
+        """Parameter-free, like set_vectors: a vecf32 literal, the document found by its
+        chunk's node id."""
+        return (
+            f"MATCH (d:{schema.document})-[:HAS_CHUNK]->(c:{schema.chunk}) WHERE id(c) = "
+            f"{int(node)} SET d.{CENTROID} = vecf32({vector_literal(vector)})",
+            {},
+        )
+
+    def similarities(self, schema: GraphSchema, nodes: list[Any], vector: list[float]) -> Statement:
+        """Parameter-free: node ids and the question's vector are our own numbers."""
+        ids = ", ".join(str(int(node)) for node in nodes)
+        return (
+            f"WITH vecf32({vector_literal(vector)}) AS q UNWIND [{ids}] AS n "
+            f"MATCH (c:{schema.chunk}) WHERE id(c) = n "
+            f"OPTIONAL MATCH (d:{schema.document})-[:HAS_CHUNK]->(c) "
+            f"RETURN n AS node, 1 - vec.cosineDistance(c.{schema.embedding}, q) AS chunk, "
+            f"1 - vec.cosineDistance(d.{CENTROID}, q) AS document",
+            {},
+        )
+
     def encode_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Strings escaped for FalkorDB's quoting (see the module docstring)."""
         return encode(params)
@@ -181,7 +203,7 @@ class FalkorDialect:
 
         lookups = {
             f"{label}.{prop}": False
-            for label, prop in ((schema.document_label, "id"), (schema.person_label, "name"))
+            for label, prop in schema.lookups()
             if "RANGE" in _types(rows, label).get(prop, [])
         }
         return Indexes(
@@ -209,7 +231,7 @@ class FalkorDialect:
             options = f"{{label: {_literal(schema.chunk_label)}, stopwords: [{words}]}}"
             names = ", ".join(_literal(n) for n in missing)
             statements.append((f"CALL db.idx.fulltext.createNodeIndex({options}, {names})",))
-        for label, prop in ((schema.document_label, "id"), (schema.person_label, "name")):
+        for label, prop in schema.lookups():
             if "RANGE" not in _types(rows, label).get(prop, []):
                 statements.append((f"CREATE INDEX FOR (n:{quote(label)}) ON (n.{quote(prop)})",))
         if vectors and "VECTOR" not in chunk.get(schema.embedding_property, []):

@@ -16,9 +16,11 @@ values of any size, vectors included.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from bot.knowledge.graph.schema import (
+    CENTROID,
     GraphSchema,
     Indexes,
     SearchIndex,
@@ -65,12 +67,21 @@ def _search_index(
 def _lookups(schema: GraphSchema, rows: list[dict[str, Any]]) -> dict[str, bool]:
     """{"Document.id": unique?, ...} for the single-property range indexes that exist."""
     found = {}
-    for label, prop in ((schema.document_label, "id"), (schema.person_label, "name")):
+    for label, prop in schema.lookups():
         for row in rows:
             exact = row.get("labelsOrTypes") == [label] and row.get("properties") == [prop]
             if exact and row.get("type") == "RANGE":
                 found[f"{label}.{prop}"] = bool(row.get("owningConstraint"))
     return found
+
+
+def _cosine(v: str) -> str:
+    """Cypher for the cosine of the vector `v` to the unit vector $q (null when `v` is
+    missing, of another length or zero)."""
+    dot = f"reduce(s = 0.0, i IN range(0, size($q) - 1) | s + {v}[i] * $q[i])"
+    norm = f"sqrt(reduce(s = 0.0, x IN {v} | s + x * x))"
+    usable = f"{v} IS NOT NULL AND size({v}) = size($q) AND {norm} > 0"
+    return f"CASE WHEN {usable} THEN {dot} / {norm} END"
 
 
 class Neo4jDialect:
@@ -123,6 +134,25 @@ class Neo4jDialect:
             (query, {"rows": rows[i : i + VECTOR_BATCH]}) for i in range(0, len(rows), VECTOR_BATCH)
         ]
 
+    def set_centroid(self, schema: GraphSchema, node: Any, vector: list[float]) -> Statement:
+        """A LIST<FLOAT> on the document of the chunk `node`."""
+        return (
+            f"MATCH (d:{schema.document})-[:HAS_CHUNK]->(c:{schema.chunk}) "
+            f"WHERE elementId(c) = $node SET d.{CENTROID} = $vector",
+            {"node": node, "vector": vector},
+        )
+
+    def similarities(self, schema: GraphSchema, nodes: list[Any], vector: list[float]) -> Statement:
+        """Cosines in plain Cypher: vector.similarity.cosine arrived only in 5.18."""
+        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+        return (
+            f"UNWIND $nodes AS n MATCH (c:{schema.chunk}) WHERE elementId(c) = n "
+            f"OPTIONAL MATCH (d:{schema.document})-[:HAS_CHUNK]->(c) "
+            f"RETURN n AS node, {_cosine(f'c.{schema.embedding}')} AS chunk, "
+            f"{_cosine(f'd.{CENTROID}')} AS document",
+            {"nodes": nodes, "q": [x / norm for x in vector]},
+        )
+
     def encode_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Bolt values arrive as sent."""
         return params
@@ -167,7 +197,7 @@ class Neo4jDialect:
                     "OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}}",
                 )
             )
-        for label, prop in ((schema.document_label, "id"), (schema.person_label, "name")):
+        for label, prop in schema.lookups():
             if f"{label}.{prop}" in found.lookups:
                 continue
             name = f"{label.lower()[:40]}_{prop}"

@@ -214,7 +214,7 @@ class IndexKeeper:
             lines.append(("error" if serious else "warning", f"graph: {problem}"))
         if self.vectors and found.vector is None:
             lines.append(("warning", "graph: no vector index yet: search is full-text only"))
-        for label, prop in ((self.schema.document_label, "id"), (self.schema.person_label, "name")):
+        for label, prop in self.schema.lookups():
             key = f"{label}.{prop}"
             if key not in found.lookups:
                 lines.append(("warning", f"graph: no index on {key}: every ingest scans them"))

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
-from bot.knowledge.graph.text import idf
+from bot.knowledge.graph.text import MAX_TERM_BYTES, clip_bytes, idf
+from bot.text import STOPWORDS
 
 K1 = 1.2
 B = 0.75
@@ -27,17 +28,33 @@ _SUFFIXES = ("ingly", "edly", "ings", "ing", "ies", "ied", "ed", "es", "ly", "s"
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light suffix-stripping stem: "meetings" and "meeting" agree, "is" stays "is"."""
+    """A light suffix-stripping stem: "meetings" and "meeting" agree, "is" stays "is", and
+    so do "decide" and "decided", "agree" and "agreed" (a final e goes, as in Porter's)."""
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             base = word[: -len(suffix)]
             return base + "y" if suffix in ("ies", "ied") else base
-    return word
+    return word[:-1] if len(word) >= 4 and word.endswith("e") else word
+
+
+def words(text: str) -> list[str]:
+    """The lower-case words of `text`, unstemmed."""
+    return _WORD.findall(text.lower())
 
 
 def tokens(text: str) -> list[str]:
     """Lower-case stems of the words of `text`."""
-    return list(map(stem, _WORD.findall(text.lower())))
+    return list(map(stem, words(text)))
+
+
+def content_stems(found: Iterable[str]) -> list[str]:
+    """Stems of the words worth counting in document statistics: no stopwords, no single
+    letters, none longer than a search term can be."""
+    return [
+        stem(clip_bytes(w, MAX_TERM_BYTES))
+        for w in found
+        if (len(w) > 1 or w.isdigit()) and w not in STOPWORDS
+    ]
 
 
 def rarest(frequencies: Mapping[str, int], rows: int = CANDIDATE_ROWS) -> list[str]:

@@ -2,7 +2,9 @@
 
 (:Document {id, title, kind, source, date, sha256, updated_at})-[:HAS_CHUNK]->
 (:Chunk {id, seq, text, speakers, title, date, doc_id, embedding?}) and
-(:Person {name})-[:SPOKE_IN {order}]->(:Document). Title and date are copied onto each
+(:Person {name})-[:SPOKE_IN {order}]->(:Document), and the document-level statistics
+ingest writes for the search (write.py): (:Document {text_terms, text_chunks, centroid?})
+-[:HAS_TERM {count, chunks}]->(:SearchTerm {stem}). Title and date are copied onto each
 chunk so the full-text index matches title words and every passage can name its source.
 Labels, the text and embedding properties and index names come from config.json, so an
 existing graph with another schema can be searched; they are checked identifiers and are
@@ -46,6 +48,7 @@ class GraphSchema:
     chunk_label: str = "Chunk"
     document_label: str = "Document"
     person_label: str = "Person"
+    term_label: str = "SearchTerm"
     text_property: str = "text"
     embedding_property: str = "embedding"
     fulltext_index: str = "chunk_fulltext"
@@ -70,6 +73,18 @@ class GraphSchema:
         return quote(self.person_label)
 
     @property
+    def term(self) -> str:
+        return quote(self.term_label)
+
+    def lookups(self) -> tuple[tuple[str, str], ...]:
+        """(label, property) of every node MERGEd by one property: each wants an index."""
+        return (
+            (self.document_label, "id"),
+            (self.person_label, "name"),
+            (self.term_label, "stem"),
+        )
+
+    @property
     def text(self) -> str:
         return quote(self.text_property)
 
@@ -79,6 +94,7 @@ class GraphSchema:
 
 
 Statement = tuple[str, dict[str, Any]]
+CENTROID = "centroid"  # a Document's vector: the normalised sum of its chunks' unit vectors
 ONLINE = "ONLINE"  # an index state: queries use it (Neo4j's word; FalkorDB says OPERATIONAL)
 
 
@@ -158,6 +174,15 @@ class Dialect(Protocol):
         """Statements storing (node id, vector) pairs as indexable vectors."""
         ...
 
+    def set_centroid(self, schema: GraphSchema, node: Any, vector: list[float]) -> Statement:
+        """A statement storing the document vector on the document of chunk `node`."""
+        ...
+
+    def similarities(self, schema: GraphSchema, nodes: list[Any], vector: list[float]) -> Statement:
+        """Rows of {node, chunk, document}: the cosine of each chunk `node`'s vector and of
+        its document's vector to `vector` (null where one is missing)."""
+        ...
+
     def encode_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Parameters as this server must receive them to read them back unchanged."""
         ...
@@ -197,7 +222,9 @@ def rendered_bytes(value: Any) -> int:
         return 2 + sum(len(str(k)) + 4 + rendered_bytes(v) for k, v in value.items())
     if isinstance(value, list | tuple):
         return 2 + sum(rendered_bytes(v) + 2 for v in value)
-    return 26  # numbers, booleans, null
+    if isinstance(value, int) and not isinstance(value, bool):
+        return len(str(value))  # written out in decimal
+    return 26  # floats, booleans, null
 
 
 def statement_bytes(query: str, params: dict[str, Any]) -> int:
@@ -225,7 +252,9 @@ def hits_query(schema: GraphSchema, dialect: Dialect, call: str, order: str, lim
         f"RETURN coalesce(c.id, toString({dialect.node_id})) AS chunk_id, "
         f"c.{schema.text} AS text, coalesce(d.id, c.doc_id, '') AS document_id, "
         "coalesce(d.title, c.title, '') AS title, coalesce(d.date, c.date, '') AS date, "
-        f"coalesce(c.speakers, []) AS speakers, score ORDER BY score {order}"
+        f"coalesce(c.speakers, []) AS speakers, c.seq AS seq, {dialect.node_id} AS node, "
+        "coalesce(c.location, '') AS location, "
+        f"score ORDER BY score {order}"
     )
 
 
@@ -233,7 +262,12 @@ def read_queries(schema: GraphSchema) -> dict[str, str]:
     """The small read queries, by name."""
     d, c, p = schema.document, schema.chunk, schema.person
     return {
-        "sha": f"MATCH (d:{d} {{id: $id}}) RETURN d.sha256 AS sha LIMIT 1",
+        # A document stored without the search's statistics reads as an interrupted
+        # ingest (""), so the next ingest writes it again, statistics included.
+        "sha": (
+            f"MATCH (d:{d} {{id: $id}}) "
+            "RETURN CASE WHEN d.text_chunks IS NULL THEN '' ELSE d.sha256 END AS sha LIMIT 1"
+        ),
         "documents": f"MATCH (d:{d}) RETURN count(d) AS n",
         "chunks": f"MATCH (c:{c}) RETURN count(c) AS n",
         "people": f"MATCH (p:{p})-[:SPOKE_IN]->() RETURN count(DISTINCT toLower(p.name)) AS n",

@@ -1,7 +1,8 @@
 """How the graph store searches: the statements of one search and the passages they give.
 
 Pure functions over a transaction-like `tx` and plain rows, shared by both dialects. Each
-leg runs in its own transaction, so one that fails leaves the other's hits.
+leg runs in its own transaction, so one that fails leaves the other's hits; the document
+evidence and the cosines are read after them, and ranking.py ranks the lot.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.errors import KnowledgeUnavailable
+from bot.knowledge.graph.evidence import Evidence, read_evidence, similarities
 from bot.knowledge.graph.rank import CANDIDATE_ROWS, bm25
+from bot.knowledge.graph.ranking import Ranked, hybrid, lexical
 from bot.knowledge.graph.schema import (
     Dialect,
     GraphSchema,
@@ -22,7 +25,8 @@ from bot.knowledge.graph.schema import (
     run,
     vector_literal,
 )
-from bot.knowledge.graph.text import clip_bytes, people_text, reciprocal_rank_fusion
+from bot.knowledge.graph.text import clip_bytes, people_text, without_people_words
+from bot.knowledge.relevance import covered
 from bot.models import Passage
 
 logger = logging.getLogger(__name__)
@@ -30,11 +34,15 @@ logger = logging.getLogger(__name__)
 CUSTOM_QUESTION_BYTES = 1500  # FalkorDB pastes parameters into a ~4 KB buffer
 # Neighbours one vector query asks for at most: past indexes.MAX_STALE tombstones and more.
 MAX_VECTOR_FETCH = 4000
+FULLTEXT, VECTOR = "full-text", "vector"  # the legs
+Read = Callable[[Callable[[Any], Any]], Any]  # runs work in a read transaction
 
 
-def source_label(title: str, date: str) -> str:
-    """The human label users see: "Title (2026-03-04)" or "Title"."""
-    return f"{title} ({date})" if date else title
+def source_label(title: str, date: str, location: str = "") -> str:
+    """The human label users see: "Title (2026-03-04)" or "Title", then ", p. 3" or
+    ", Budget" for a chunk of a PDF page or under a Word heading."""
+    label = f"{title} ({date})" if date else title
+    return f"{label}, {location}" if label and location else label
 
 
 def fulltext_hits(
@@ -56,7 +64,7 @@ def fulltext_hits(
 
 
 def vector_hits(
-    read: Callable[[Callable[[Any], list[dict]]], list[dict]],
+    read: Read,
     schema: GraphSchema,
     dialect: Dialect,
     index: SearchIndex,
@@ -80,14 +88,14 @@ def vector_hits(
         fetch *= 4
 
 
-def each_leg(legs: dict[str, Callable[[], list[dict]]]) -> list[list[dict]]:
+def each_leg(legs: dict[str, Callable[[], list[dict]]]) -> dict[str, list[dict]]:
     """Every leg's rows; a leg that fails is logged and left out while another answers."""
     if not legs:
         raise KnowledgeUnavailable("no search index of the graph is online")
-    results, failures = [], []
+    results, failures = {}, []
     for name, leg in legs.items():
         try:
-            results.append(leg())
+            results[name] = leg()
         except KnowledgeUnavailable as exc:
             failures.append(exc)
             logger.warning("graph %s search failed (%s)", name, exc)
@@ -97,28 +105,65 @@ def each_leg(legs: dict[str, Callable[[], list[dict]]]) -> list[list[dict]]:
 
 
 def _ranked(frequencies: list[dict], rows: list[dict]) -> list[dict]:
-    """Full-text candidates in BM25 order (see rank.py)."""
+    """Full-text candidates in BM25 order, each with its BM25 as `score` (see rank.py)."""
     counts = {str(r["term"]): int(r["frequency"]) for r in frequencies}
     chunks = max([int(r["chunks"]) for r in frequencies] + [len(rows)])
-    return [row for row, _ in bm25(list(counts), counts, chunks, rows)]
+    return [{**row, "score": score} for row, score in bm25(list(counts), counts, chunks, rows)]
 
 
-def fuse(results: list[list[dict]], dialect: Dialect) -> list[Passage]:
-    """Every hit of every leg once, by reciprocal rank fusion, best first."""
-    rows: dict[str, dict] = {}
-    for leg in results:
-        for row in leg:
-            rows.setdefault(str(row["chunk_id"]), row)
-    rankings = [[str(row["chunk_id"]) for row in leg if row.get("text")] for leg in results]
-    fused = reciprocal_rank_fusion(rankings)
-    return [_passage(rows[key], score, dialect) for key, score in fused]
+def ranked_passages(
+    read: Read,
+    schema: GraphSchema,
+    dialect: Dialect,
+    question: str,
+    results: dict[str, list[dict]],
+    vector: list[float] | None,
+    floor: bool = False,
+) -> list[Passage]:
+    """The legs' rows ranked with their documents' evidence (ranking.py), best first; none
+    when `floor` is on and the knowledge does not cover the question (relevance.py)."""
+    text_rows = [r for r in results.get(FULLTEXT, []) if r.get("text")]
+    vector_rows = [r for r in results.get(VECTOR, []) if r.get("text")]
+    evidence = _evidence(read, schema, dialect, question)
+    share = evidence.coverage if floor else None
+    ranked: Ranked | None = None
+    if vector is not None and VECTOR in results:
+        rows = text_rows + vector_rows
+        nodes = list(dict.fromkeys(r["node"] for r in rows if r.get("node") is not None))
+        try:
+            by_node = read(lambda tx: similarities(tx, schema, dialect, nodes, vector))
+        except KnowledgeUnavailable as exc:  # ranked as if the vector leg had failed
+            logger.warning("graph cosines failed (%s): full-text ranking only", exc)
+        else:
+            cosines = {str(r["chunk_id"]): by_node.get(r.get("node"), (0.0, 0.0)) for r in rows}
+            best = max((chunk for chunk, _ in cosines.values()), default=0.0)
+            if not covered(share, best):
+                return []
+            ranked = hybrid(text_rows, vector_rows, cosines, evidence.bm25)
+    if ranked is None:
+        if not covered(share):
+            return []
+        ranked = lexical(text_rows, evidence.bm25)
+    return [_passage(row, score, dialect) for row, score in ranked]
+
+
+def _evidence(read: Read, schema: GraphSchema, dialect: Dialect, question: str) -> Evidence:
+    """The question's document evidence; none (no floor either) when it cannot be read.
+    A people question is judged by what it asks about, not by "who attended"."""
+    words = without_people_words(question)
+    try:
+        return read(lambda tx: read_evidence(tx, schema, dialect, words))
+    except KnowledgeUnavailable as exc:
+        logger.warning("graph document evidence failed (%s): chunks ranked alone", exc)
+        return Evidence()
 
 
 def _passage(row: dict, score: float, dialect: Dialect) -> Passage:
     title, date = str(row.get("title") or ""), str(row.get("date") or "")
     return Passage(
         text=dialect.shown_text(str(row.get("text") or "")),
-        source=source_label(title, date) or str(row.get("document_id") or "graph"),
+        source=source_label(title, date, str(row.get("location") or ""))
+        or str(row.get("document_id") or "graph"),
         score=score,
         document_id=str(row.get("document_id") or ""),
         chunk_id=str(row.get("chunk_id") or ""),

@@ -2,7 +2,8 @@
 
 One store, one small dialect switch (dialect_neo4j.py, dialect_falkordb.py) for index DDL
 and the search procedures. Retrieval is full-text always and vector search when chunks
-carry embeddings and an embedder is configured, fused by reciprocal rank; each leg runs in
+carry embeddings and an embedder is configured, each hit lifted by its document's evidence
+(ranking.py), or nothing when the knowledge does not cover the question; each leg runs in
 its own transaction and only when its index is online (indexes.py), so one failing leg
 leaves the other's hits. Searching only reads: indexes are created by ingest and `check`.
 Every failure of the server or the driver becomes KnowledgeUnavailable, so the use case
@@ -24,14 +25,17 @@ from bot.knowledge.graph.client import GraphClient
 from bot.knowledge.graph.dialect_falkordb import FalkorDialect
 from bot.knowledge.graph.dialect_neo4j import Neo4jDialect
 from bot.knowledge.graph.indexes import IndexKeeper
+from bot.knowledge.graph.ranking import CANDIDATES
 from bot.knowledge.graph.schema import Dialect, GraphSchema, Indexes, read_queries, run
 from bot.knowledge.graph.search import (
+    FULLTEXT,
+    VECTOR,
     custom_passages,
     custom_statement,
     each_leg,
     fulltext_hits,
-    fuse,
     people_passage,
+    ranked_passages,
     vector_hits,
 )
 from bot.knowledge.graph.server import describe, detect_dialect, too_old
@@ -44,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 DIALECTS: dict[str, Dialect] = {"neo4j": Neo4jDialect(), "falkordb": FalkorDialect()}
 MAX_K = 100
-CANDIDATES = 4  # each search leg fetches k * this many hits for fusion to choose from
 WRITE_SECONDS = 120.0  # ingest is offline: one document (embeddings included) gets this long
 # Counts and sha lookups (CLI, ingest, check; not the webhook): longer than a webhook's
 # budget, so a cold connection gets the offline acquisition time (client.py).
@@ -66,6 +69,7 @@ class GraphKnowledgeStore:
         dialect: str = "auto",
         embedder: Embedder | None = None,
         retrieval_query: str = "",
+        relevance_floor: bool = False,
     ) -> None:
         if dialect not in (*DIALECTS, "auto"):
             raise ValueError(f"unknown graph dialect {dialect!r}")
@@ -75,6 +79,7 @@ class GraphKnowledgeStore:
             self.schema = replace(self.schema, dimensions=embedder.dimensions)
         self.embedder = embedder
         self.retrieval_query = retrieval_query.strip()
+        self.relevance_floor = relevance_floor  # relevance.py: "not found" below it
         self._dialect: Dialect | None = DIALECTS.get(dialect)
         self.backend = self._dialect.name if self._dialect else "graph"
         self._queries = read_queries(self.schema)
@@ -115,7 +120,8 @@ class GraphKnowledgeStore:
 
     # -- reads -----------------------------------------------------------------------
     def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
-        """The `k` best passages for free user text: full-text and vector hits, fused."""
+        """The `k` best passages for free user text: full-text and vector hits ranked with
+        their documents' evidence; none when the knowledge does not cover the question."""
         if k <= 0:
             return []
         k = min(k, MAX_K)
@@ -133,27 +139,27 @@ class GraphKnowledgeStore:
             raise
 
     def _search(self, dialect: Dialect, query: str, k: int, deadline: Deadline) -> list[Passage]:
-        """Every candidate of the legs whose index is online, fused, best first."""
+        """Every candidate of the legs whose index is online, ranked, best first."""
         found = self.indexes.current(dialect, deadline)
-        schema, limit = self.indexes.searchable(found), min(MAX_K, k * CANDIDATES)
+        schema, limit = self.indexes.searchable(found), CANDIDATES
 
         def read(work: Callable[[Any], list[dict]]) -> list[dict]:
             return self.client.read(work, deadline)
 
         legs: dict[str, Callable[[], list[dict]]] = {}
         if found.fulltext is not None and found.fulltext.online:
-            legs["full-text"] = lambda: read(
+            legs[FULLTEXT] = lambda: read(
                 lambda tx: fulltext_hits(tx, schema, dialect, query, limit)
             )
         vector = None
         if found.vector is not None and found.vector_usable(schema.dimensions):
             index, vector = found.vector, self._question_vector(query, deadline)
         if vector is not None:
-            legs["vector"] = lambda: vector_hits(read, schema, dialect, index, vector, limit)
+            legs[VECTOR] = lambda: vector_hits(read, schema, dialect, index, vector, limit)
         results = each_leg(legs)
         if len(results) < len(legs):
             self.indexes.forget()  # the failed leg's index may have gone
-        return fuse(results, dialect)
+        return ranked_passages(read, schema, dialect, query, results, vector, self.relevance_floor)
 
     def _question_vector(self, query: str, deadline: Deadline) -> list[float] | None:
         """The question's embedding when chunks carry embeddings, else None (full-text only)."""

@@ -116,10 +116,15 @@ def is_people_question(text: str) -> bool:
     return _PEOPLE_QUESTION.search(text) is not None
 
 
+def without_people_words(text: str) -> str:
+    """`text` without the words that make it a people question ("who attended", ...)."""
+    return _PEOPLE_QUESTION.sub(" ", text)
+
+
 def best_title_match(question: str, titles: Sequence[str]) -> int:
     """Index of the title sharing most words with the question, ignoring the words of a
     people question ("who attended", "spoke"); the first title wins ties and no match."""
-    wanted = set(search_terms(_PEOPLE_QUESTION.sub(" ", question)))
+    wanted = set(search_terms(without_people_words(question)))
     overlaps = [len(wanted & set(search_terms(title))) for title in titles]
     return max(range(len(titles)), key=lambda i: (overlaps[i], -i)) if titles else 0
 

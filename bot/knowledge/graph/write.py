@@ -5,14 +5,33 @@ applies each statement at once (no rollback), so this order is what keeps its gr
 consistent; on Neo4j the whole function is one transaction. Statements are batched under
 the dialect's size cap, and a chunk too long for one statement gets its text appended in
 pieces; vectors are set afterwards by node id (see Dialect.set_vectors).
+
+Beside the chunks, each document gets what the search's document-level evidence reads
+(search.py): a HAS_TERM link to the SearchTerm of every stem its chunks or title hold
+(`count`: occurrences in the chunk texts, for a BM25 over whole documents; `chunks`: the
+chunks holding it in text or title, for the coverage floor), its length (`text_terms`) and
+chunk count (`text_chunks`, written with the sha256), and with vectors its `centroid`. How
+many documents or chunks hold a stem is counted from the links when a search reads them,
+so no counter can drift: replacing or removing a document deletes its links first.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from bot.knowledge.graph.schema import Dialect, GraphSchema, Statement, run, statement_bytes
+from bot.knowledge.graph.rank import content_stems, words
+from bot.knowledge.graph.schema import (
+    CENTROID,
+    Dialect,
+    GraphSchema,
+    Statement,
+    rendered_bytes,
+    run,
+    statement_bytes,
+)
 from bot.knowledge.store import Document
 
 MAX_BATCH = 100  # rows per UNWIND when the server has no size cap
@@ -61,16 +80,67 @@ def _batches(
     query: str, base: dict[str, Any], key: str, rows: list[Any], limit: int | None
 ) -> Iterator[list[Any]]:
     """Consecutive batches of rows whose statement stays within `limit` bytes."""
+    empty = statement_bytes(query, {**base, key: []})
     batch: list[Any] = []
+    size = empty
     for row in rows:
-        grown = [*batch, row]
-        too_big = limit is not None and statement_bytes(query, {**base, key: grown}) > limit
-        if batch and (len(grown) > MAX_BATCH or too_big):
+        cost = rendered_bytes(row) + 2  # one more list item, as rendered_bytes counts it
+        if batch and (len(batch) >= MAX_BATCH or (limit is not None and size + cost > limit)):
             yield batch
-            grown = [row]
-        batch = grown
+            batch, size = [], empty
+        batch.append(row)
+        size += cost
     if batch:
         yield batch
+
+
+def term_rows(doc: Document) -> tuple[list[list[Any]], int]:
+    """[stem, occurrences in the chunk texts, chunks holding it in text or title] for every
+    stem of the document, and how many words its chunk texts hold."""
+    title = set(content_stems(words(doc.title)))
+    counts: Counter[str] = Counter()
+    chunks: Counter[str] = Counter()
+    length = 0
+    for chunk in doc.chunks:
+        found = words(chunk.text)
+        length += len(found)
+        stems = content_stems(found)
+        counts.update(stems)
+        chunks.update(set(stems) | title)
+    return [[term, counts[term], chunks[term]] for term in sorted(chunks)], length
+
+
+def centroid(vectors: list[list[float]]) -> list[float] | None:
+    """The normalised sum of the vectors made unit length (None if there is nothing)."""
+    total = [0.0] * max((len(v) for v in vectors), default=0)
+    for vector in vectors:
+        norm = math.sqrt(sum(x * x for x in vector))
+        for i, x in enumerate(vector if norm else ()):
+            total[i] += x / norm
+    norm = math.sqrt(sum(x * x for x in total))
+    return [x / norm for x in total] if norm else None
+
+
+def _unlink_terms(tx: Any, schema: GraphSchema, dialect: Dialect, doc_id: str) -> None:
+    """Delete the document's HAS_TERM links, and the SearchTerms no document links to."""
+    query = (
+        f"MATCH (:{schema.document} {{id: $id}})-[h:HAS_TERM]->(t:{schema.term}) DELETE h "
+        "WITH DISTINCT t OPTIONAL MATCH (t)<-[o:HAS_TERM]-() "
+        "WITH t, count(o) AS holders WHERE holders = 0 DELETE t"
+    )
+    run(tx, dialect, query, {"id": doc_id}).consume()
+
+
+def _link_terms(tx: Any, schema: GraphSchema, dialect: Dialect, doc_id: str, rows: list) -> None:
+    """Link the document to the SearchTerm of each of its stems (`term_rows`), batched."""
+    query = (
+        f"MATCH (d:{schema.document} {{id: $id}}) UNWIND $terms AS term "
+        f"MERGE (t:{schema.term} {{stem: term[0]}}) "
+        "CREATE (d)-[:HAS_TERM {count: term[1], chunks: term[2]}]->(t)"
+    )
+    base = {"id": doc_id}
+    for batch in _batches(query, base, "terms", rows, dialect.max_statement_bytes):
+        run(tx, dialect, query, {**base, "terms": batch}).consume()
 
 
 def _chunk_rows(
@@ -80,6 +150,7 @@ def _chunk_rows(
     rows, rest, limit = [], {}, dialect.max_statement_bytes
     for chunk in doc.chunks:
         row = {"id": f"{doc.id}:{chunk.seq}", "seq": chunk.seq, "speakers": list(chunk.speakers)}
+        row["location"] = chunk.location  # "p. 3", a heading: part of the source label
         text = dialect.stored_text(chunk.text)
         if limit is not None:
             room = limit - statement_bytes(query, {**base, "rows": [{**row, "text": ""}]})
@@ -106,7 +177,8 @@ def write_document(
     statements: list[Statement] = [
         (
             f"MERGE (d:{d} {{id: $id}}) SET d.title = $title, d.kind = $kind, "
-            "d.source = $source, d.date = $date, d.sha256 = ''",
+            "d.source = $source, d.date = $date, d.sha256 = '', d.text_chunks = null, "
+            f"d.{CENTROID} = null",
             {**base, "kind": doc.kind, "source": doc.source},
         ),
         (f"MATCH (d:{d} {{id: $id}})-[:HAS_CHUNK]->(c:{c}) DETACH DELETE c", {"id": doc.id}),
@@ -114,11 +186,13 @@ def write_document(
     for query, params in statements:
         run(tx, dialect, query, params).consume()
     unlinked = _linked(tx, schema, dialect, doc.id, unlink=True)
+    _unlink_terms(tx, schema, dialect, doc.id)
 
     create = (
         f"MATCH (d:{d} {{id: $id}}) UNWIND $rows AS row "
         f"CREATE (d)-[:HAS_CHUNK]->(c:{c} {{id: row.id}}) SET c.seq = row.seq, "
-        f"c.{schema.text} = row.text, c.speakers = row.speakers, c.title = $title, "
+        f"c.{schema.text} = row.text, c.speakers = row.speakers, c.location = row.location, "
+        "c.title = $title, "
         f"c.date = $date, c.doc_id = $id RETURN row.seq AS seq, {dialect.node_id} AS node"
     )
     rows, rest = _chunk_rows(doc, dialect, create, base)
@@ -135,6 +209,11 @@ def write_document(
         pairs = [(nodes[chunk.seq], vectors[i]) for i, chunk in enumerate(doc.chunks)]
         for query, params in dialect.set_vectors(schema, pairs):
             run(tx, dialect, query, params).consume()
+        if (vector := centroid(vectors)) is not None:
+            first = nodes[doc.chunks[0].seq]
+            run(tx, dialect, *dialect.set_centroid(schema, first, vector)).consume()
+    terms, length = term_rows(doc)
+    _link_terms(tx, schema, dialect, doc.id, terms)
 
     link = (
         f"MATCH (d:{d} {{id: $id}}) UNWIND $people AS person MERGE (p:{p} {{name: person.name}}) "
@@ -145,8 +224,12 @@ def write_document(
         run(tx, dialect, link, {"id": doc.id, "people": batch}).consume()
     speakers = set(doc.people)
     _drop_orphans(tx, schema, dialect, [name for name in unlinked if name not in speakers])
-    finish = f"MATCH (d:{d} {{id: $id}}) SET d.sha256 = $sha, d.updated_at = $now"
-    run(tx, dialect, finish, {"id": doc.id, "sha": doc.sha256, "now": now}).consume()
+    finish = (
+        f"MATCH (d:{d} {{id: $id}}) SET d.text_terms = $length, d.text_chunks = $chunks, "
+        "d.sha256 = $sha, d.updated_at = $now"
+    )
+    stats = {"length": length, "chunks": len(doc.chunks)}
+    run(tx, dialect, finish, {"id": doc.id, "sha": doc.sha256, "now": now, **stats}).consume()
 
 
 def remove_document(
@@ -165,6 +248,7 @@ def remove_document(
     chunks = f"MATCH (d:{d} {{id: $id}})-[:HAS_CHUNK]->(c:{c}) DETACH DELETE c"
     run(tx, dialect, chunks, params).consume()
     speakers = _linked(tx, schema, dialect, doc_id, unlink=False)
+    _unlink_terms(tx, schema, dialect, doc_id)
     # DETACH: the SPOKE_IN links go, and whatever else an existing graph links to the
     # document; of its speakers, only those left with no relationship at all go too.
     run(tx, dialect, f"MATCH (d:{d} {{id: $id}}) DETACH DELETE d", params).consume()
