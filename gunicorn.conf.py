@@ -21,7 +21,10 @@ except ConfigError as exc:
 # connects from outside.
 bind = f"0.0.0.0:{settings.port}"
 worker_class = "gthread"
-# Two workers with 32 threads fit a 512 MB instance (~70 MB each) and hold 64 replies in flight.
+# Two workers with 128 threads each hold 200 conversations in flight on a 512 MB instance:
+# a thread waiting for the model costs little, and a worker measured 150-170 MB at 200 in
+# flight (docs/PERFORMANCE.md). gthread does not spread requests evenly over the workers, so
+# each needs more than half of the conversations' threads.
 workers = settings.web_concurrency or 2
 threads = settings.gunicorn_threads
 # The reply budget is at most 14 s (Twilio gives up at 15 s); a worker silent for longer

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from bot.history.store import HistoryStore
     from bot.knowledge.store import KnowledgeStore
     from bot.ocr import Ocr
+    from bot.transcription import Transcriber
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +31,20 @@ def create_app(
     answerer: Answerer | None = None,
     embedder: Embedder | None = None,
     ocr: Ocr | None = None,
+    transcriber: Transcriber | None = None,
 ) -> Flask:
     """Build the app: settings, logging, stores, answerer, web app and CLI. Components
     passed in (tests, tools) are used instead of the ones the settings would build."""
     from bot.answer import build_answerer, build_embedder
+    from bot.chat.add_outcomes import AddOutcomes
     from bot.chat.conversation import ConversationHandler
+    from bot.chat.documents import DocumentInbox
+    from bot.chat.media import MediaInbox
+    from bot.chat.voice import VoiceQuestions
     from bot.history import open_history_store
     from bot.knowledge import open_knowledge_store
     from bot.logs import configure_logging
+    from bot.media import TwilioMedia
     from bot.metrics import Metrics
     from bot.ops.cli import register_cli
     from bot.web.app import build_web_app
@@ -79,10 +86,48 @@ def create_app(
         from bot.answer.mistral.ocr import MistralOcr
 
         ocr = MistralOcr(settings.mistral_api_key, settings.mistral_server_url or None)
+    if transcriber is None and settings.mistral_api_key:  # for voice notes
+        from bot.answer.mistral.transcriber import MistralTranscriber
+
+        transcriber = MistralTranscriber(
+            settings.mistral_api_key,
+            settings.mistral_server_url or None,
+            settings.mistral_transcription_model,
+        )
     metrics = Metrics()
-    handler = ConversationHandler(settings, history, knowledge, answerer, metrics)
+    # --- Media routes (bot/chat/media.py): the one place the inbox and its routes are built.
+    downloads = TwilioMedia.from_settings(settings)
+    outcomes = AddOutcomes.in_data_dir(settings.data_dir)
+    media = MediaInbox(
+        settings.trigger_words[0],
+        # A voice note is answered by the handler's typed path; `handler` is bound just
+        # below, before any message can arrive.
+        voice=VoiceQuestions(
+            settings,
+            downloads,
+            transcriber,
+            ask=lambda msg, question, deadline: handler.ask(msg, question, deadline),
+            # The people the knowledge base names, as spelling hints (the API takes 100).
+            names=lambda deadline: knowledge.people(100, deadline),
+        ),
+        # An admin's document with the caption "add" is ingested (scans read by `ocr`);
+        # what became of one that outlived its reply heads their next reply.
+        document=DocumentInbox(settings, knowledge, downloads, outcomes, ocr=ocr),
+    )
+    # --- end of media routes.
+    handler = ConversationHandler(
+        settings, history, knowledge, answerer, metrics, media=media, outcomes=outcomes
+    )
     services = Services(
-        settings, history, knowledge, answerer, metrics, handler, handler.access, ocr=ocr
+        settings,
+        history,
+        knowledge,
+        answerer,
+        metrics,
+        handler,
+        handler.access,
+        ocr=ocr,
+        transcriber=transcriber,
     )
     if settings.local_mode:
         services.local_token = local_token(settings.data_dir)

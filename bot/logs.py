@@ -1,13 +1,19 @@
-"""Logging: stdout (what gunicorn and Render collect) plus a rotating file."""
+"""Logging: stdout (what gunicorn and Render collect) plus a rotating file, both written by
+one background thread, so a request only queues its lines."""
 
 from __future__ import annotations
 
+import atexit
+import copy
 import logging
+import os
+import queue
 import re
 import sys
+import threading
 import uuid
 from contextvars import ContextVar
-from logging.handlers import RotatingFileHandler
+from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
 from typing import TextIO
 
@@ -54,12 +60,61 @@ class RedactingFormatter(logging.Formatter):
         self._secrets = tuple(sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True))
 
     def format(self, record: logging.LogRecord) -> str:
-        """The formatted line with numbers masked and secrets replaced by '***'."""
+        """The formatted line with numbers masked and secrets replaced by '***' (made once
+        per record: stdout and the file share this formatter)."""
+        made = record.__dict__.get(_LINE)
+        if made is not None and made[0] is self:
+            return made[1]
         line = super().format(record)
         for secret in self._secrets:
             line = line.replace(secret, "***")
         line = _URL_CREDENTIALS_RE.sub("***@", line)
-        return _NUMBER_RE.sub(lambda m: mask_number(m.group(0)), line)
+        line = _NUMBER_RE.sub(lambda m: mask_number(m.group(0)), line)
+        record.__dict__[_LINE] = (self, line)
+        return line
+
+
+# Where RedactingFormatter keeps a record's finished line for the next handler.
+_LINE = "_whatsapp_bot_line"
+
+
+class _Enqueue(QueueHandler):
+    """Hands records to the writer thread. On the calling thread only what must happen
+    there: the request id (a context variable of this thread), the message's %-formatting
+    (an argument changed later still logs as it was) and a traceback's text; the time
+    stamp, redaction and the writes happen in the writer."""
+
+    def __init__(self, formatter: logging.Formatter, targets: list[logging.Handler]) -> None:
+        super().__init__(queue.Queue())
+        self._exceptions = formatter
+        self.targets = targets
+        self.writer: QueueListener | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queued for the writer; written here when there is none (after it stopped at exit)."""
+        if self.writer is not None:
+            super().emit(record)
+            return
+        for target in self.targets:
+            if record.levelno >= target.level:
+                target.handle(record)
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """A copy with the message made (other handlers, caplog's, keep the original)."""
+        record = copy.copy(record)
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = self._exceptions.formatException(record.exc_info)
+            record.exc_info = None  # the text is kept; the traceback's frames are not
+        return record
+
+    def flush(self) -> None:
+        """Return once every line queued so far is written (tests read the file next)."""
+        thread = getattr(self.writer, "_thread", None)
+        if thread is not None and thread.is_alive() and threading.current_thread() is not thread:
+            self.queue.join()  # type: ignore[attr-defined]
+        for target in self.targets:
+            target.flush()
 
 
 def _console() -> TextIO:
@@ -79,6 +134,9 @@ def configure_logging(settings: Settings, max_bytes: int = 5_000_000) -> None:
     root.setLevel(settings.log_level)
     for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(handler)
+        _stop(handler)
+        for target in getattr(handler, "targets", ()):
+            target.close()
         handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(_console())]
     try:
@@ -95,11 +153,78 @@ def configure_logging(settings: Settings, max_bytes: int = 5_000_000) -> None:
         )
     except OSError:
         pass  # a read-only disk must not stop the bot; stdout still has everything
+    formatter = RedactingFormatter(settings.secrets())
     for handler in handlers:
-        handler.setFormatter(RedactingFormatter(settings.secrets()))
-        handler.addFilter(_RequestIdFilter())
-        setattr(handler, _MARK, True)
-        root.addHandler(handler)
+        handler.setFormatter(formatter)
+    enqueue = _Enqueue(formatter, handlers)
+    enqueue.addFilter(_RequestIdFilter())
+    setattr(enqueue, _MARK, True)
+    _start(enqueue)
+    root.addHandler(enqueue)
     # httpx(2) logs every request URL at INFO: noise at our level.
     for noisy in ("httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# -- the writer thread ---------------------------------------------------------------
+# One per process: started by configure_logging, started anew in a forked child (gunicorn
+# with --preload forks after create_app; the parent's thread does not exist there), and
+# drained at exit, after which lines are written by the thread that logs them.
+_installed: list[_Enqueue] = []
+
+
+class _Writer(QueueListener):
+    """QueueListener writing everything queued by the time it wakes: under load, one
+    wake-up (and one turn of the GIL) per batch of lines, not per line."""
+
+    def _monitor(self) -> None:
+        q = self.queue
+        while True:
+            batch = [q.get()]
+            try:
+                while True:
+                    batch.append(q.get_nowait())
+            except queue.Empty:
+                pass
+            for record in batch:
+                if record is not self._sentinel:
+                    self.handle(record)
+                q.task_done()  # type: ignore[attr-defined]
+            if any(record is self._sentinel for record in batch):
+                return
+
+
+def _start(enqueue: _Enqueue) -> None:
+    enqueue.writer = _Writer(enqueue.queue, *enqueue.targets, respect_handler_level=True)
+    enqueue.writer.start()
+    _installed[:] = [enqueue]
+
+
+def _stop(handler: logging.Handler) -> None:
+    """Write what is queued, then end the writer thread (the handlers stay open)."""
+    writer = getattr(handler, "writer", None)
+    if writer is None:
+        return
+    handler.writer = None  # type: ignore[attr-defined]
+    thread = getattr(writer, "_thread", None)
+    if thread is not None and thread.is_alive():
+        writer.stop()
+
+
+def _restart_in_child() -> None:
+    """After a fork: a new queue (another thread may have held the old one's lock) and a
+    new writer for the same handlers."""
+    for enqueue in _installed:
+        if enqueue.writer is not None:
+            enqueue.queue = queue.Queue()
+            _start(enqueue)
+
+
+def _stop_at_exit() -> None:
+    for enqueue in list(_installed):
+        _stop(enqueue)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_in_child)
+atexit.register(_stop_at_exit)

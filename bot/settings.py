@@ -63,6 +63,7 @@ class Settings:
     mistral_api_key: str = ""
     mistral_model: str = "mistral-small-latest"
     mistral_server_url: str = ""
+    mistral_transcription_model: str = "voxtral-mini-latest"  # voice notes
     # neo4j (used by the graph store)
     neo4j_uri: str = ""
     neo4j_user: str = "neo4j"
@@ -86,7 +87,9 @@ class Settings:
     log_level: str = "INFO"
     log_file: str = ""  # "" means DATA_DIR/whatsapp_agent.log
     port: int = 8000
-    gunicorn_threads: int = 32  # threads per gunicorn worker; also sizes the model's HTTP pool
+    # Threads per gunicorn worker (also sizes the model's HTTP pool): 2 x 128 hold 200
+    # conversations in flight on a 512 MB instance (docs/PERFORMANCE.md).
+    gunicorn_threads: int = 128
     web_concurrency: int = 0  # gunicorn worker processes; 0: not set (gunicorn.conf.py: 2)
     gunicorn_timeout: int = 30  # seconds before gunicorn restarts a silent worker
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -138,6 +141,7 @@ CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "twilio.proxy_hops": ("proxy_hops", v.whole_number(0, 5)),
     "mistral.api_key": ("mistral_api_key", v.string),
     "mistral.model": ("mistral_model", v.nonempty),
+    "mistral.transcription_model": ("mistral_transcription_model", v.nonempty),
     "neo4j.uri": (
         "neo4j_uri",
         v.url("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"),

@@ -6,7 +6,9 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -15,14 +17,15 @@ from bot.deadline import Deadline
 logger = logging.getLogger(__name__)
 
 # Connections per pool (one pool per store per process), opened only when needed. An
-# operation holds its connection for a statement or one transaction, not for a request.
-# SQLite runs one writer at a time (WAL readers run beside it), and a writer waiting for the
-# file lock sits in SQLite's busy handler holding its connection: a smaller pool would turn
-# into a Python queue in front of writers, which starved them under 128 threads where the
-# busy handler did not (commit bbfebfc). So: one connection per gunicorn thread (32 by
-# default), and a gunicorn worker never waits here. The bound matters where threads are
-# unbounded (Flask's development server: one thread per request), capping a store at about
-# 2 file descriptors per connection (database and WAL; the -shm file is shared).
+# operation holds its connection for a statement or one transaction, not for a request, so
+# far fewer connections than gunicorn threads (128 by default) are ever busy at once: a
+# message spends milliseconds in its stores and seconds waiting for the model. Writers no
+# longer wait for the file lock while holding a connection in a crowd (they queue in Turns
+# below, one of them at a time per process; with SQLite's own busy handler, a pool smaller
+# than the thread count once starved them, commit bbfebfc). The bound caps what a worker
+# holds: about 2 file descriptors per connection (database and WAL; the -shm file is
+# shared) and each connection's page cache (up to 2 MB), and matters most where threads are
+# unbounded (Flask's development server: one thread per request).
 DEFAULT_SIZE = 32
 
 # Connections a forked child inherited: never used there nor closed (closing an SQLite
@@ -183,3 +186,95 @@ def _clean(conn: sqlite3.Connection) -> bool:
         logger.warning("sqlite: dropping a connection that could not be reset: %s", exc)
         return False
     return True
+
+
+# -- writers: one at a time per process, each polling SQLite's write lock briefly ----------
+# While the file's write lock is taken, SQLite's own busy handler sleeps 1, 2, 5, 10 ... up
+# to 100 ms between attempts: a writer that missed twice sleeps long while newer ones get
+# in, so under load some replies waited seconds (py-spy at 32 concurrent messages: 60% of
+# request threads' time in BEGIN IMMEDIATE). Instead, a process's writers queue in arrival
+# order (Turns), only the first tries the file lock, and it retries every millisecond
+# (BUSY_TIMEOUT_MS: SQLite sleeps 1 ms, tries again, then returns SQLITE_BUSY to our loop,
+# which checks the deadline). Readers never wait here: WAL lets them read beside the writer.
+BUSY_TIMEOUT_MS = 2
+# The busy timeout a connection keeps between write transactions (reads, schema changes).
+IDLE_BUSY_TIMEOUT_MS = 5000
+
+
+class TurnTimeout(sqlite3.OperationalError):
+    """The writers ahead of this one did not finish before the caller's deadline."""
+
+
+class Turns:
+    """A first-come, first-served lock whose wait ends at a deadline (not re-entrant)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = False
+        self._owner = 0
+        self._waiting: deque[threading.Lock] = deque()
+
+    @contextmanager
+    def turn(self, deadline: Deadline) -> Iterator[None]:
+        """Wait for the writers ahead, at most until the deadline; hold the turn inside."""
+        self._acquire(deadline)
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _acquire(self, deadline: Deadline) -> None:
+        me = threading.get_ident()
+        with self._lock:
+            if self._held and self._owner == me:
+                raise sqlite3.ProgrammingError("a write transaction inside another one")
+            if not self._held:
+                self._held, self._owner = True, me
+                return
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiting.append(waiter)
+        handed = waiter.acquire(timeout=max(0.0, deadline.remaining()))
+        if not handed:
+            with self._lock:
+                try:
+                    self._waiting.remove(waiter)
+                except ValueError:
+                    handed = True  # released to us while we gave up: ours after all
+                else:
+                    raise TurnTimeout("writers ahead did not finish before the deadline")
+        with self._lock:
+            self._owner = me
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._owner = 0
+                self._waiting.popleft().release()  # the turn passes on, still held
+            else:
+                self._held, self._owner = False, 0
+
+
+def begin_immediate(conn: sqlite3.Connection, deadline: Deadline) -> None:
+    """BEGIN IMMEDIATE, retried every millisecond while another process writes, until the
+    deadline (then the last "database is locked" error is raised)."""
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", sqlite3.SQLITE_BUSY)
+            busy = code & 0xFF == sqlite3.SQLITE_BUSY  # SQLITE_BUSY or an extended form
+            if conn.in_transaction or not busy or deadline.remaining() <= 0:
+                raise
+            time.sleep(0)  # let other threads run between attempts
+
+
+def end_write(conn: sqlite3.Connection) -> None:
+    """After a write transaction: back to the patient busy timeout for reads (a connection
+    this fails on is dropped by the pool's clean-up anyway)."""
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {IDLE_BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as exc:
+        logger.warning("sqlite: could not reset the busy timeout: %s", exc)

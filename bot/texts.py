@@ -15,7 +15,10 @@ HELP_TEXT = (
     "• *{trigger} forget me*: delete everything I keep about you"
 )
 MENTION_HINT = "Mention me with {trigger} to ask a question, e.g. _{trigger} help_."
-MEDIA_REPLY = "I can only read text messages for now. Please type your question after {trigger}."
+MEDIA_REPLY = (
+    "I can only read text and listen to voice notes. Please type your question after "
+    "{trigger}, or ask it in a voice note."
+)
 FEEDBACK_THANKS = "Thanks! I've passed your feedback on to the team."
 FEEDBACK_HOW = "Tell me what to pass on, e.g. _{trigger} feedback the answers are too long_."
 RATED = {
@@ -41,6 +44,25 @@ FORGET_DONE = (
 MEMORY_DOWN = "I can't reach my conversation memory right now. Please try again in a minute."
 RESET_DONE = "Done: I've forgotten our conversation. Ask me something new!"
 
+# Voice notes (bot/chat/voice.py): what was heard heads the answer; each failure gets one
+# short reply instead.
+VOICE_HEARD = '🎤 "{transcript}"'
+VOICE_OFF = (
+    "I can't listen to voice notes on this number yet. Please type your question after {trigger}."
+)
+VOICE_UNAVAILABLE = (
+    "I couldn't download your voice note. Please send it again, or type your question "
+    "after {trigger}."
+)
+VOICE_FAILED = (
+    "I couldn't transcribe your voice note just now. Please try again in a minute, or type "
+    "your question after {trigger}."
+)
+VOICE_EMPTY = (
+    "I couldn't make out any words in your voice note. Please try again, or type your "
+    "question after {trigger}."
+)
+
 # The use case's own replies (bot/chat/conversation.py)
 SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
 KNOWLEDGE_DOWN = (
@@ -55,6 +77,37 @@ REFUSED = (
     'its list yet: ask the bot\'s admin to add "{number}" to whatsapp.allowed_senders '
     "in config.json."
 )
+
+# Documents from the phone (bot/chat/documents.py, add_outcomes.py): admins add a file
+# with the caption "{trigger} add"; everyone else gets the refusal.
+DOCUMENT_REFUSED = (
+    "Sorry, only the bot's admins can add documents to the knowledge base, so I haven't "
+    "kept this one. Please type your question instead."
+)
+DOCUMENT_HINT = (
+    "To add this document to the knowledge base, send it again with the caption "
+    "*{trigger} add*, optionally followed by its title."
+)
+DOCUMENT_ADDED = "Added {title}: {passages}"
+DOCUMENT_UPDATED = "Updated {title}: {passages} (the earlier version is replaced)"
+DOCUMENT_UNCHANGED = "{title} is already in the knowledge base."
+DOCUMENT_ADDING = "Adding {title}… I'll tell you how it went with your next reply."
+DOCUMENT_STILL_ADDING = "Still adding {title}…"
+DOCUMENT_UNFINISHED = "Adding {title} did not finish (I may have restarted). Please send it again."
+DOCUMENT_FAILED = "I couldn't add {title}: {reason}."
+DOCUMENT_STORE_DOWN = (
+    "I couldn't add {title}: the knowledge base is unavailable right now. "
+    "Please send it again in a few minutes."
+)
+DOCUMENT_TOO_LARGE = "That document is too large to add here: the limit is {mb} MB."
+DOCUMENT_WRONG_TYPE = (
+    "That file's content doesn't match its type, so I haven't added it. I can add PDF, "
+    "Word (.docx), text and Markdown files."
+)
+DOCUMENT_UNSUPPORTED = "I can add PDF, Word (.docx), text and Markdown files, not this kind."
+DOCUMENT_NOT_DOWNLOADED = "I couldn't download that document. Please send it again in a minute."
+UNTITLED_DOCUMENT = "WhatsApp document {date}"
+SOME_DOCUMENT = "your document"  # while the title is not known yet
 
 # The web layer (bot/web/limits.py, twiml.py)
 RATE_LIMIT_NOTICE = (

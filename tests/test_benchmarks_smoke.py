@@ -37,6 +37,13 @@ def test_webhook_load_runs_every_scenario_against_its_baseline(tmp_path):
     assert "hung calls" in text and "### Targets" in text
 
 
+def test_profile_request_prints_each_stage_of_a_request():
+    out = run("profile_request.py", "--messages", "5", "--warmup", "2", "--no-qmsum")
+    for stage in ("signature check", "rate limiter", "claim", "retrieval", "answer", "TwiML"):
+        assert f"| {stage}" in out, out
+    assert "| **request** |" in out and "5 of 5 replies carried a message" in out
+
+
 @pytest.mark.usefixtures("qmsum_dir")
 def test_retrieval_scale_reaches_exact_chunk_counts(tmp_path):
     doc = tmp_path / "PERFORMANCE.md"

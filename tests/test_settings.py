@@ -75,6 +75,7 @@ INVALID_CONFIG = [
     ("mistral.api_key", 1234, "a string"),
     ("mistral.model", "", "non-empty"),
     ("mistral.model", None, "non-empty"),
+    ("mistral.transcription_model", "", "non-empty"),
     ("neo4j.uri", "http://localhost:7474", "bolt://"),
     ("neo4j.user", 5, "a string"),
     ("neo4j.password", 5, "a string"),

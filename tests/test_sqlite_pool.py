@@ -16,7 +16,7 @@ from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.history.sqlite import SqliteHistoryStore
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
-from bot.sqlite_pool import PoolClosed, PoolTimeout, SqlitePool
+from bot.sqlite_pool import BUSY_TIMEOUT_MS, PoolClosed, PoolTimeout, SqlitePool, Turns, TurnTimeout
 from tests.support import run_threads
 
 
@@ -235,3 +235,65 @@ def test_each_store_turns_a_pool_timeout_into_its_own_error(tmp_path: Path) -> N
     knowledge.close()
     with pytest.raises(KnowledgeUnavailable):
         knowledge.ping()
+
+
+def test_writers_take_turns_in_arrival_order() -> None:
+    turns, order = Turns(), []
+    first = turns.turn(Deadline(5))
+    first.__enter__()
+
+    def writer(name: str) -> None:
+        with turns.turn(Deadline(5)):
+            order.append(name)
+
+    threads = []
+    for n, name in enumerate("abcd"):
+        threads.append(threading.Thread(target=writer, args=(name,)))
+        threads[-1].start()
+        while len(turns._waiting) <= n:  # queued before the next one arrives
+            time.sleep(0.001)
+    first.__exit__(None, None, None)
+    for thread in threads:
+        thread.join()
+    assert order == list("abcd")
+
+
+def test_a_turn_not_reached_by_the_deadline_leaves_the_queue() -> None:
+    turns, failed = Turns(), []
+    with turns.turn(Deadline(5)):
+
+        def late() -> None:
+            try:
+                with turns.turn(Deadline(0.05)):
+                    pass
+            except TurnTimeout:
+                failed.append(True)
+
+        run_threads(late, 1)
+        assert failed == [True] and not turns._waiting
+        with pytest.raises(sqlite3.ProgrammingError, match="inside another"):
+            with turns.turn(Deadline(1)):
+                pass
+    with turns.turn(Deadline(1)):  # free again
+        pass
+
+
+def test_a_writer_waits_out_another_process_holding_the_write_lock(tmp_path: Path) -> None:
+    # SQLite's busy handler gives up after BUSY_TIMEOUT_MS; the loop tries again until the
+    # deadline, so a writer holding the lock longer than that only delays the claim.
+    store = SqliteHistoryStore(str(tmp_path / "h.sqlite3"))
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    claimed = []
+    thread = threading.Thread(target=lambda: claimed.append(store.claim("SM1", "a", Deadline(5))))
+    thread.start()
+    time.sleep(10 * BUSY_TIMEOUT_MS / 1000)
+    other.execute("COMMIT")
+    thread.join()
+    assert [c.state for c in claimed] == ["new"]
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(HistoryUnavailable, match="locked"):
+        store.claim("SM2", "a", Deadline(0.05))
+    other.execute("ROLLBACK")
+    other.close()
+    store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.text import STOPWORDS
 
@@ -48,8 +49,17 @@ def words(text: str) -> list[str]:
 
 def content_stems(text: str) -> set[str]:
     """The stems of the words in `text` that carry meaning (no stopwords, no 1-letter words)."""
-    kept = (w for w in words(text) if len(w) > 1 or w.isdigit())
-    return {stem(w) for w in kept if w.lower() not in STOPWORDS}
+    return {found for w in words(text) if (found := _content_stem(w))}
+
+
+@lru_cache(maxsize=1 << 16)
+def _content_stem(word: str) -> str:
+    """stem(word), or "" for a stopword or a 1-letter word. Cached: an extractive answer
+    stems every word of its passages, and a team's vocabulary repeats (64k words at most,
+    a few MB)."""
+    if (len(word) > 1 or word.isdigit()) and word.lower() not in STOPWORDS:
+        return stem(word)
+    return ""
 
 
 def _speaker(line: str) -> tuple[str, str] | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
-from bot.history.records import CachedAnswer
+from bot.history.records import CachedAnswer, CacheEntry
 from bot.history.store import AnswerCacheStore
 from bot.knowledge.store import KnowledgeStore
 from bot.models import Answer
@@ -37,7 +37,7 @@ class CacheKey:
 
 
 class AnswerCache:
-    """Looks answers up and stores them through the history store; never raises."""
+    """Looks answers up through the history store and says what to file; never raises."""
 
     def __init__(self, ttl_seconds: int) -> None:
         self.ttl_seconds = ttl_seconds
@@ -68,25 +68,10 @@ class AnswerCache:
             return None
         return Answer(hit.text, hit.sources, backend="cache") if hit else None
 
-    def store(
-        self,
-        history: AnswerCacheStore,
-        key: CacheKey,
-        answer: Answer,
-        sender: str,
-        deadline: Deadline,
-    ) -> None:
-        """Cache an answer made without a fallback (a fallback is worth retrying later)."""
+    def entry(self, key: CacheKey, answer: Answer) -> CacheEntry | None:
+        """What to file for an answer made without a fallback (a fallback is worth
+        retrying later); the history store files it with the exchange, in one write."""
         if answer.fallback_reason or not answer.text:
-            return
-        try:
-            history.cache_answer(
-                key.question,
-                key.knowledge_version,
-                CachedAnswer(answer.text, answer.sources),
-                sender,
-                self.ttl_seconds,
-                deadline,
-            )
-        except HistoryUnavailable as exc:
-            logger.warning("answer cache unavailable: %s", exc)
+            return None
+        cached = CachedAnswer(answer.text, answer.sources)
+        return CacheEntry(key.question, key.knowledge_version, cached, self.ttl_seconds)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.answer.base import Answerer
 from bot.answer.extractive import ExtractiveAnswerer
 from bot.chat.access import AccessPolicy
+from bot.chat.add_outcomes import AddOutcomes
 from bot.chat.cache import AnswerCache
 from bot.chat.commands import parse_command, parse_rating
 from bot.chat.degrade import without_history
 from bot.chat.media import MediaInbox
 from bot.chat.mention import find_mention
 from bot.chat.runner import CommandHistory, CommandRunner
+from bot.chat.settle import Settlement
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.followup import search_query
@@ -69,6 +71,9 @@ class ConversationHandler:
     # Voice notes and documents (bot/chat/media.py); by default every attachment gets
     # the "text and voice only" reply.
     media: MediaInbox | None = None
+    # What became of documents added in the background (bot/chat/add_outcomes.py): told
+    # at the head of the sender's next reply.
+    outcomes: AddOutcomes | None = None
 
     def __post_init__(self) -> None:
         self.access = AccessPolicy(self.settings)
@@ -76,6 +81,7 @@ class ConversationHandler:
         self._trigger = self.settings.trigger_words[0]
         self.commands = CommandRunner(self.history, self.access, self._trigger)
         self.cache = AnswerCache(self.settings.answer_cache_ttl_seconds)
+        self.settlement = Settlement(self.history)  # one write after the claim
         self.media = self.media or MediaInbox(self._trigger)
 
     def handle(self, msg: InboundMessage, deadline: Deadline) -> Reply:
@@ -92,18 +98,18 @@ class ConversationHandler:
             # Without the store we cannot de-duplicate; answering beats staying silent.
             logger.warning("history unavailable for de-duplication: %s", exc)
             owned = False
+        # Read before this message's own work, which may start an add of its own.
+        report = self.outcomes.take(msg.sender) if self.outcomes is not None else ""
+        pending = self.settlement.expect(msg)
         try:
-            reply = self._respond(msg, deadline)
+            reply = _after(report, self._respond(msg, deadline))
         except Exception:
             logger.exception("unexpected error handling a message from %s", mask(msg))
             self.metrics.incr("errors")
             if owned:
                 without_history(None, lambda: self.history.release(msg.message_sid))
-            return Reply(SORRY, kind="error")
-        if owned:
-            without_history(
-                None, lambda: self.history.complete(msg.message_sid, reply.text, deadline)
-            )
+            return _after(report, Reply(SORRY, kind="error"))
+        self.settlement.settle(msg, reply, owned, pending, deadline)
         return reply
 
     def notice_due(self, sender: str, kind: str, deadline: Deadline) -> bool:
@@ -154,6 +160,11 @@ class ConversationHandler:
             return Reply(MENTION_HINT.format(trigger=self._trigger), kind="hint")
         return Reply(kind="ignored")
 
+    def ask(self, msg: InboundMessage, question: str, deadline: Deadline) -> Reply:
+        """`question` answered as if `msg` had typed it (a voice note's transcript): no
+        mention or command parsing, the same history, cache, retrieval and answerer."""
+        return self._answer(msg, question, deadline)
+
     def _answer(self, msg: InboundMessage, question: str, deadline: Deadline) -> Reply:
         """Cache, or retrieve and generate; then store. Degrade on any failing dependency."""
         started = self.timer()
@@ -169,6 +180,7 @@ class ConversationHandler:
         # without the store we cannot tell which this is).
         key = self.cache.key(self.knowledge, question) if turns == [] else None
         answer = self.cache.lookup(self.history, key, deadline) if key else None
+        cache_entry = None
         if answer is not None:
             self.metrics.incr("cache_hits")
         else:
@@ -176,7 +188,7 @@ class ConversationHandler:
             if answer is None:
                 return Reply(KNOWLEDGE_DOWN, kind="unavailable")
             if key and answer.backend != NOT_FOUND:
-                self.cache.store(self.history, key, answer, msg.sender, deadline)
+                cache_entry = self.cache.entry(key, answer)
         text = f"{note}\n\n{answer.text}" if note else answer.text
         elapsed = self.timer() - started
         exchange = ExchangeRecord(
@@ -190,8 +202,9 @@ class ConversationHandler:
             backend=answer.backend,
             fallback_reason=answer.fallback_reason,
             latency_ms=round(elapsed * 1000, 1),
+            cache=cache_entry,
         )
-        without_history(None, lambda: self.history.append_exchange(exchange, deadline))
+        self.settlement.store(exchange, deadline)
         self.metrics.incr("answers")
         self.metrics.observe(elapsed)
         logger.info(
@@ -236,6 +249,13 @@ class ConversationHandler:
         if answer.fallback_reason:
             self.metrics.incr("fallbacks")
         return answer
+
+
+def _after(report: str, reply: Reply) -> Reply:
+    """The reply, headed by a report on earlier work ("" for none)."""
+    if not report:
+        return reply
+    return replace(reply, text=f"{report}\n\n{reply.text}" if reply.text else report)
 
 
 def _detail(answer: Answer) -> str:

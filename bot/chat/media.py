@@ -46,6 +46,10 @@ class MediaInbox:
         route = {"audio": self.voice, "document": self.document}.get(kind.kind if kind else "")
         if route is not None:
             return route(msg, deadline)
+        if msg.body and self.document is not None:
+            # Any other attachment with a caption: the document route answers one that
+            # asks to add it (which files can be added), else None (the caption's text).
+            return self.document(msg, deadline)
         if msg.body:
             return None
         return Reply(MEDIA_REPLY.format(trigger=self.trigger), kind="media")

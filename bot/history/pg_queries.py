@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.deadline import Deadline
 from bot.history.records import (
+    CacheEntry,
     Delivery,
     Exchange,
     ExchangeRecord,
@@ -32,12 +33,17 @@ T = TypeVar("T")
 class Transactions(Protocol):
     """What the SQL runs on (postgres.PostgresDatabase): one bounded transaction a call."""
 
+    # The knowledge version this process last filed answers under: the other versions'
+    # cache entries were dropped then (file_answer).
+    cache_version: str
+
     def run(self, deadline: Deadline, work: Callable[[Any], T]) -> T:
         """`work` on a cursor in one transaction; HistoryUnavailable when it cannot be."""
         ...
 
-    def rows(self, deadline: Deadline, sql: str, params: tuple) -> list[tuple]:
-        """A single statement's rows (empty for one that returns none)."""
+    def rows(self, deadline: Deadline, sql: str, params: tuple | dict) -> list[tuple]:
+        """`sql` in one round trip: a statement, or several that succeed or fail together;
+        the last one's rows (empty for one that returns none)."""
         ...
 
 
@@ -78,6 +84,43 @@ DELETE FROM messages WHERE conversation = %(conversation)s AND id <= (
     ORDER BY id DESC OFFSET %(keep)s LIMIT 1
 );
 """
+
+COMPLETE = """
+UPDATE deliveries SET state = 'done', reply = %(reply)s, updated_at = to_timestamp(%(now)s)
+WHERE message_sid = %(sid)s;
+"""
+
+# Filing an answer in the cache: expired entries go first (through answer_cache_by_time,
+# so nothing is read when none expired), then, only the first time this process files
+# under a knowledge version, every other version's (a scan of the table).
+DROP_EXPIRED = "DELETE FROM answer_cache WHERE created_at < to_timestamp(%(cache_expired)s);"
+DROP_OTHER_VERSIONS = "DELETE FROM answer_cache WHERE knowledge_version <> %(cache_version)s;"
+FILE_ANSWER = """
+INSERT INTO answer_cache (question, knowledge_version, answer, sources, created_by, created_at)
+VALUES (%(cache_question)s, %(cache_version)s, %(cache_answer)s, %(cache_sources)s::jsonb,
+        %(cache_by)s, to_timestamp(%(now)s))
+ON CONFLICT (question, knowledge_version) DO UPDATE
+    SET answer = EXCLUDED.answer, sources = EXCLUDED.sources,
+        created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at;
+"""
+
+
+def file_answer(db: Transactions, entry: CacheEntry, by: str, now: float) -> tuple[str, dict]:
+    """The statements and arguments that file one answer (to run with others or alone)."""
+    sql = DROP_EXPIRED
+    if db.cache_version != entry.knowledge_version:
+        sql += DROP_OTHER_VERSIONS
+    args = {
+        "cache_expired": now - entry.max_age_seconds,
+        "cache_version": entry.knowledge_version,
+        "cache_question": entry.question,
+        "cache_answer": entry.answer.text,
+        "cache_sources": json.dumps(list(entry.answer.sources)),
+        "cache_by": by,
+        "now": now,
+    }
+    return sql + FILE_ANSWER, args
+
 
 # A new claim, or taking over our own (a retried call) or a stale one; RETURNING says which.
 # A MessageSid whose id was pruned but which the answers log knows is not claimed: a replay.
@@ -166,14 +209,8 @@ class PostgresDeliveries(PostgresPart):
 
     def complete(self, message_sid: str, reply: str, deadline: Deadline) -> None:
         """Mark a delivery done with the reply it got."""
-        self.db.run(
-            deadline,
-            lambda cur: cur.execute(
-                "UPDATE deliveries SET state = 'done', reply = %s, updated_at = to_timestamp(%s)"
-                " WHERE message_sid = %s",
-                (reply, self.clock(), message_sid),
-            ),
-        )
+        args = {"reply": reply, "now": self.clock(), "sid": message_sid}
+        self.db.rows(deadline, COMPLETE, args)
 
     def release(self, message_sid: str) -> None:
         """Forget an unfinished claim."""
@@ -209,7 +246,9 @@ class PostgresConversations(PostgresPart):
         return [Turn(role, text, float(at)) for role, text, at in reversed(rows)]
 
     def append_exchange(self, exchange: ExchangeRecord, deadline: Deadline) -> None:
-        """Store both turns, count and log the question, prune the conversation to `keep`."""
+        """Store both turns, count and log the question, prune the conversation to `keep`;
+        complete the delivery and cache the answer when asked: one transaction, its
+        statements sent together."""
         now = self.clock()
         args = {
             "conversation": exchange.conversation,
@@ -227,7 +266,17 @@ class PostgresConversations(PostgresPart):
             "reason": exchange.fallback_reason,
             "latency": exchange.latency_ms,
         }
-        self.db.run(deadline, lambda cur: cur.execute(APPEND_EXCHANGE, args))
+        sql = APPEND_EXCHANGE
+        if exchange.cache is not None:
+            cache_sql, cache_args = file_answer(self.db, exchange.cache, exchange.sender, now)
+            sql += cache_sql
+            args.update(cache_args)
+        if exchange.reply is not None:
+            sql += COMPLETE
+            args["reply"] = exchange.reply
+        self.db.rows(deadline, sql, args)
+        if exchange.cache is not None:
+            self.db.cache_version = exchange.cache.knowledge_version
 
     def last_sources(self, conversation: str, deadline: Deadline) -> tuple[str, ...] | None:
         """Sources stored with the conversation's latest answer."""

@@ -3,15 +3,15 @@ database."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bot.deadline import Deadline
-from bot.history.pg_queries import PostgresPart
+from bot.history.pg_queries import PostgresPart, file_answer
 from bot.history.records import (
     NO_EXCHANGE,
     AnswerCounts,
     CachedAnswer,
+    CacheEntry,
     Exchange,
     Feedback,
     SenderUsage,
@@ -32,14 +32,6 @@ INSERT INTO notices (sender, kind, sent_at) VALUES (%s, %s, to_timestamp(%s))
 ON CONFLICT (sender, kind) DO UPDATE SET sent_at = EXCLUDED.sent_at
     WHERE notices.sent_at <= to_timestamp(%s)
 RETURNING 1
-"""
-
-CACHE_ANSWER = """
-INSERT INTO answer_cache (question, knowledge_version, answer, sources, created_by, created_at)
-VALUES (%(question)s, %(version)s, %(answer)s, %(sources)s::jsonb, %(by)s, to_timestamp(%(now)s))
-ON CONFLICT (question, knowledge_version) DO UPDATE
-    SET answer = EXCLUDED.answer, sources = EXCLUDED.sources,
-        created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at
 """
 
 
@@ -232,22 +224,7 @@ class PostgresAnswerCache(PostgresPart):
         deadline: Deadline,
     ) -> None:
         """Upsert one entry and drop expired or outdated ones."""
-        now = self.clock()
-        args = {
-            "question": question,
-            "version": knowledge_version,
-            "answer": answer.text,
-            "sources": json.dumps(list(answer.sources)),
-            "by": created_by,
-            "now": now,
-        }
-
-        def work(cur: Any) -> None:
-            cur.execute(
-                "DELETE FROM answer_cache WHERE created_at < to_timestamp(%s)"
-                " OR knowledge_version <> %s",
-                (now - max_age_seconds, knowledge_version),
-            )
-            cur.execute(CACHE_ANSWER, args)
-
-        self.db.run(deadline, work)
+        entry = CacheEntry(question, knowledge_version, answer, max_age_seconds)
+        sql, args = file_answer(self.db, entry, created_by, self.clock())
+        self.db.rows(deadline, sql, args)
+        self.db.cache_version = knowledge_version

@@ -63,6 +63,7 @@ class PostgresDatabase:
         self.stall_seconds, self.statement_timeout_ms = timeouts_for(budget_seconds)
         self.pool_size = pool_size
         self.schema_ready = False
+        self.cache_version = ""  # see pg_queries.Transactions
         self._reset()
         method = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: (callback := method()) and callback())
@@ -167,6 +168,20 @@ class PostgresDatabase:
 
     def run(self, deadline: Deadline, work: Callable[[Cursor], T]) -> T:
         """`work` in one transaction, every wait bounded; a dead connection is replaced once."""
+        return self._attempts(deadline, work, None)
+
+    def rows(self, deadline: Deadline, sql: str, params: tuple | dict) -> list[tuple]:
+        """`sql` in one round trip: a statement, or several that succeed or fail together;
+        the last one's rows (empty for one that returns none). Bounded and retried as `run`."""
+        return self._attempts(deadline, None, (sql, params))
+
+    def _attempts(
+        self,
+        deadline: Deadline,
+        work: Callable[[Cursor], T] | None,
+        statement: tuple[str, Any] | None,
+    ) -> Any:
+        """`run` and `rows`: `work`, or `statement`, on a bounded connection, twice at most."""
         for attempt in (1, 2):
             if deadline.expired():
                 raise HistoryUnavailable("postgresql: no time left in the response budget")
@@ -175,7 +190,7 @@ class PostgresDatabase:
                 self._take_slot(deadline, probe)
                 try:
                     with bounded(deadline, self.stall_seconds):
-                        return self._transaction(deadline, work)
+                        return self._transaction(deadline, work, statement)
                 finally:
                     self._give_slot()
             except ConnectionDied as died:
@@ -188,8 +203,14 @@ class PostgresDatabase:
                         self._probing = False
         raise AssertionError("unreachable")
 
-    def _transaction(self, deadline: Deadline, work: Callable[[Cursor], T]) -> T:
-        """One attempt of `run`: a connection, `work`, commit, the connection back."""
+    def _transaction(
+        self,
+        deadline: Deadline,
+        work: Callable[[Cursor], T] | None,
+        statement: tuple[str, Any] | None,
+    ) -> Any:
+        """One attempt of `run`: a connection, `work` (or `statement`), commit, the
+        connection back."""
         pool = self.pool()
         try:
             conn = pool.checkout()
@@ -200,14 +221,20 @@ class PostgresDatabase:
         try:
             if not self.schema_ready:
                 self._ensure_schema(conn)
-            with conn.cursor() as cur:
-                # A tenth early: the server's cancel, which leaves the connection usable,
-                # should arrive before the client gives up on it at the deadline.
-                remaining_ms = int(deadline.remaining() * 900)
-                if remaining_ms < self.statement_timeout_ms:
-                    cur.execute("SET LOCAL statement_timeout = %s", (max(1, remaining_ms),))
-                result = work(cur)
-            conn.commit()
+            # A tenth early: the server's cancel, which leaves the connection usable, should
+            # arrive before the client gives up on it at the deadline.
+            remaining_ms = int(deadline.remaining() * 900)
+            limit = ""
+            if remaining_ms < self.statement_timeout_ms:
+                limit = f"SET LOCAL statement_timeout = {max(1, remaining_ms)};"
+            if statement is not None:
+                result = _one_trip(conn, limit, *statement)
+            else:
+                with conn.cursor() as cur:
+                    if limit:
+                        cur.execute(limit)
+                    result = work(cur) if work is not None else None
+                conn.commit()
         except Stalled as exc:
             pool.putconn(conn, close=True)
             raise self._unavailable(exc) from None
@@ -256,21 +283,25 @@ class PostgresDatabase:
                 # Closed before gunicorn forks, so no worker inherits this socket.
                 conn.close()
 
-    def rows(self, deadline: Deadline, sql: str, params: tuple) -> list[tuple]:
-        """A single statement's rows (empty for one that returns none)."""
-
-        def work(cur: Cursor) -> list[tuple]:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-
-        return self.run(deadline, work)
-
     def close(self) -> None:
         """Close this process's pool; a later call opens a new one."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None and not pool.closed:
             pool.closeall()
+
+
+def _one_trip(conn: Connection, limit: str, sql: str, params: Any) -> list[tuple]:
+    """`sql` on an autocommit session: sent as one query, which PostgreSQL runs as one
+    implicit transaction (SET LOCAL included), so no BEGIN and no COMMIT round trip."""
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(limit + sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
 
 
 class PostgresHistoryStore(ComposedStore):

@@ -23,8 +23,27 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class CachedAnswer:
+    """An answer the cache can serve again."""
+
+    text: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """An answer to file in the answer cache (AnswerCacheStore.cache_answer's arguments)."""
+
+    question: str  # the cache key's question
+    knowledge_version: str
+    answer: CachedAnswer
+    max_age_seconds: float
+
+
+@dataclass(frozen=True)
 class ExchangeRecord:
-    """A finished exchange to store: the question, its answer, and how it was made."""
+    """A finished exchange to store: the question, its answer, and how it was made; with
+    what else the message settles, so that it costs one write transaction after its claim."""
 
     conversation: str
     sender: str
@@ -36,6 +55,10 @@ class ExchangeRecord:
     backend: str = ""  # "mistral", "extractive", "cache", ... ("" when unknown)
     fallback_reason: str = ""  # why a fallback answered; "" when the first choice did
     latency_ms: float | None = None  # from the question's arrival in the use case
+    # Settled in the same transaction: the claimed delivery of `message_sid` completed with
+    # this reply (Deliveries.complete), and an answer filed in the cache for `sender`.
+    reply: str | None = None
+    cache: CacheEntry | None = None
 
     @property
     def kind(self) -> str:
@@ -131,14 +154,6 @@ class Feedback:
     question: str = ""  # the exchange it refers to ("" when there was none)
     answer: str = ""
     message_sid: str = ""
-
-
-@dataclass(frozen=True)
-class CachedAnswer:
-    """An answer the cache can serve again."""
-
-    text: str
-    sources: tuple[str, ...]
 
 
 # --- helpers both stores use, so their answers are identical ---------------------------

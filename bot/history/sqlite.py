@@ -20,7 +20,7 @@ from bot.history.records import (
     utc_day,
 )
 from bot.history.sqlite_db import SqliteDatabase, SqlitePart
-from bot.history.sqlite_team import SqliteAnswerCache, SqliteNotices, SqliteTeamLog
+from bot.history.sqlite_team import SqliteAnswerCache, SqliteNotices, SqliteTeamLog, file_answer
 from bot.history.store import (
     DELIVERY_KEEP_SECONDS,
     PRUNE_BATCH,
@@ -48,6 +48,15 @@ LOG_ANSWER = (
     "INSERT OR IGNORE INTO answers (message_sid, sender, question, kind, backend,"
     " fallback_reason, latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+COUNT_QUESTION = (
+    "INSERT INTO usage (sender, day, questions) VALUES (?, ?, 1)"
+    " ON CONFLICT (sender, day) DO UPDATE SET questions = questions + 1"
+)
+PRUNE_CONVERSATION = (
+    "DELETE FROM messages WHERE conversation = ? AND id NOT IN"
+    " (SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?)"
+)
+COMPLETE = "UPDATE deliveries SET state = 'done', reply = ?, updated_at = ? WHERE message_sid = ?"
 INSERT_TURN = (
     "INSERT OR IGNORE INTO messages (conversation, sender, role, text, sources,"
     " message_sid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -95,11 +104,7 @@ class SqliteDeliveries(SqlitePart):
     def complete(self, message_sid: str, reply: str, deadline: Deadline) -> None:
         """Mark a delivery done with the reply it got."""
         with self.db.tx(deadline) as db:
-            db.execute(
-                "UPDATE deliveries SET state = 'done', reply = ?, updated_at = ?"
-                " WHERE message_sid = ?",
-                (reply, self.clock(), message_sid),
-            )
+            db.execute(COMPLETE, (reply, self.clock(), message_sid))
 
     def release(self, message_sid: str) -> None:
         """Forget an unfinished claim."""
@@ -133,31 +138,27 @@ class SqliteConversations(SqlitePart):
         return [Turn(role, text, created_at) for role, text, created_at in reversed(rows)]
 
     def append_exchange(self, exchange: ExchangeRecord, deadline: Deadline) -> None:
-        """Log, store both turns and count the question in one transaction, then prune."""
+        """Log, store both turns and count the question, prune; complete the delivery and
+        cache the answer when asked: one transaction."""
         now = self.clock()
         sid, conversation, sender = exchange.message_sid, exchange.conversation, exchange.sender
-        how = (exchange.kind, exchange.backend, exchange.fallback_reason, exchange.latency_ms)
-        logged = (sid, sender, normalise_question(exchange.question), *how, now)
-        question = (conversation, sender, "user", exchange.question, "[]", sid, now)
-        sources = json.dumps(exchange.sources)
-        answer = (conversation, sender, "assistant", exchange.answer, sources, sid, now)
         with self.db.tx(deadline) as db:
             # The answers log is never pruned, so it knows every MessageSid ever answered:
             # a redelivered exchange stores and counts nothing, even after pruning.
-            if not db.execute(LOG_ANSWER, logged).rowcount:
-                return
-            db.execute(INSERT_TURN, question)
-            db.execute(INSERT_TURN, answer)
-            db.execute(
-                "INSERT INTO usage (sender, day, questions) VALUES (?, ?, 1)"
-                " ON CONFLICT (sender, day) DO UPDATE SET questions = questions + 1",
-                (sender, utc_day(now)),
-            )
-            db.execute(
-                "DELETE FROM messages WHERE conversation = ? AND id NOT IN"
-                " (SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?)",
-                (conversation, conversation, max(0, exchange.keep)),
-            )
+            if db.execute(LOG_ANSWER, _logged(exchange, now)).rowcount:
+                question = (conversation, sender, "user", exchange.question, "[]", sid, now)
+                sources = json.dumps(exchange.sources)
+                answer = (conversation, sender, "assistant", exchange.answer, sources, sid, now)
+                db.execute(INSERT_TURN, question)
+                db.execute(INSERT_TURN, answer)
+                db.execute(COUNT_QUESTION, (sender, utc_day(now)))
+                db.execute(PRUNE_CONVERSATION, (conversation, conversation, max(0, exchange.keep)))
+            if exchange.cache is not None:
+                file_answer(self.db, db, exchange.cache, sender, now)
+            if exchange.reply is not None:
+                db.execute(COMPLETE, (exchange.reply, now, sid))
+        if exchange.cache is not None:
+            self.db.cache_version = exchange.cache.knowledge_version
 
     def last_sources(self, conversation: str, deadline: Deadline) -> tuple[str, ...] | None:
         """Sources stored with the conversation's latest answer."""
@@ -193,6 +194,13 @@ class SqliteConversations(SqlitePart):
             deadline,
         )
         return Exchange(*rows[0]) if rows and rows[0][3] >= since else None
+
+
+def _logged(exchange: ExchangeRecord, now: float) -> tuple:
+    """The exchange's row of the answers log."""
+    how = (exchange.kind, exchange.backend, exchange.fallback_reason, exchange.latency_ms)
+    question = normalise_question(exchange.question)
+    return (exchange.message_sid, exchange.sender, question, *how, now)
 
 
 class SqliteHistoryStore(ComposedStore):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable
-from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool
+from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool, Turns, begin_immediate, end_write
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -111,8 +111,12 @@ class SqliteDatabase:
 
     def __init__(self, path: str, pool_size: int = DEFAULT_SIZE) -> None:
         self.path = path
+        # The knowledge version this process last filed answers under: the other versions'
+        # cache entries were dropped then (sqlite_team.file_answer).
+        self.cache_version = ""
         # ":memory:" is a new, empty database per connection: one connection keeps it one.
         self._pool_size = 1 if path == ":memory:" else pool_size
+        self.writers = Turns()
         self.pool = self._new_pool()
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -148,15 +152,18 @@ class SqliteDatabase:
         """One write transaction; waiting for a connection and the file lock is bounded by
         the deadline."""
         try:
-            with self.pool.connection(deadline) as db:
-                db.execute(f"PRAGMA busy_timeout = {max(1, int(deadline.remaining() * 1000))}")
-                db.execute("BEGIN IMMEDIATE")
+            # This process's writers one at a time, in arrival order (sqlite_pool.Turns).
+            with self.writers.turn(deadline), self.pool.connection(deadline) as db:
+                begin_immediate(db, deadline)
                 try:
                     yield db
+                    db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
-                db.execute("COMMIT")
+                finally:
+                    end_write(db)
         except sqlite3.Error as exc:
             raise HistoryUnavailable(f"sqlite: {exc}") from exc
 

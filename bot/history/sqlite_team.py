@@ -4,12 +4,14 @@ stats, feedback, forgetting), the answer cache."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from bot.deadline import Deadline
 from bot.history.records import (
     NO_EXCHANGE,
     AnswerCounts,
     CachedAnswer,
+    CacheEntry,
     Exchange,
     Feedback,
     SenderUsage,
@@ -21,7 +23,38 @@ from bot.history.records import (
     utc_day,
     window_start,
 )
-from bot.history.sqlite_db import SqlitePart
+from bot.history.sqlite_db import SqliteDatabase, SqlitePart
+
+FILE_ANSWER = (
+    "INSERT OR REPLACE INTO answer_cache (question, knowledge_version, answer, sources,"
+    " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+# Expired entries, found through answer_cache_by_time: nothing to read when none expired.
+DROP_EXPIRED = "DELETE FROM answer_cache WHERE created_at < ?"
+# Entries of other knowledge versions: a scan of the table, so only when the version changes.
+DROP_OTHER_VERSIONS = "DELETE FROM answer_cache WHERE knowledge_version <> ?"
+
+
+def file_answer(
+    database: SqliteDatabase, db: sqlite3.Connection, entry: CacheEntry, by: str, now: float
+) -> None:
+    """Upsert one cache entry inside the caller's transaction, dropping expired entries and,
+    the first time this process files under a knowledge version, every other version's."""
+    db.execute(DROP_EXPIRED, (now - entry.max_age_seconds,))
+    if database.cache_version != entry.knowledge_version:
+        db.execute(DROP_OTHER_VERSIONS, (entry.knowledge_version,))
+    answer = entry.answer
+    db.execute(
+        FILE_ANSWER,
+        (
+            entry.question,
+            entry.knowledge_version,
+            answer.text,
+            json.dumps(list(answer.sources)),
+            by,
+            now,
+        ),
+    )
 
 
 class SqliteNotices(SqlitePart):
@@ -211,21 +244,7 @@ class SqliteAnswerCache(SqlitePart):
         deadline: Deadline,
     ) -> None:
         """Upsert one entry and drop expired or outdated ones."""
-        now = self.clock()
+        entry = CacheEntry(question, knowledge_version, answer, max_age_seconds)
         with self.db.tx(deadline) as db:
-            db.execute(
-                "DELETE FROM answer_cache WHERE created_at < ? OR knowledge_version <> ?",
-                (now - max_age_seconds, knowledge_version),
-            )
-            db.execute(
-                "INSERT OR REPLACE INTO answer_cache (question, knowledge_version, answer,"
-                " sources, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    question,
-                    knowledge_version,
-                    answer.text,
-                    json.dumps(list(answer.sources)),
-                    created_by,
-                    now,
-                ),
-            )
+            file_answer(self.db, db, entry, created_by, self.clock())
+        self.db.cache_version = knowledge_version

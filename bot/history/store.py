@@ -88,7 +88,10 @@ class Conversations(Protocol):
 
         A new exchange (not a redelivery) is also counted in `usage` and logged, with how
         it was answered, in the answers log that `stats` reads; the log is not pruned with
-        the conversation.
+        the conversation. In the same transaction, redelivery or not: with
+        `exchange.reply` the delivery is completed (as Deliveries.complete), with
+        `exchange.cache` the answer is cached for `exchange.sender` (as
+        AnswerCacheStore.cache_answer).
         """
         ...
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -13,11 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from bot.deadline import Deadline
-from bot.errors import ModelFailed
 from bot.knowledge.catalog import stale
-from bot.knowledge.formats import ParseError, max_bytes, parse_file, pdf, supported_suffixes
-from bot.knowledge.formats.base import document_id
+from bot.knowledge.formats import max_bytes, supported_suffixes
+from bot.knowledge.ingest_file import (
+    ADDED,
+    FAILED,
+    SKIPPED,
+    UNCHANGED,
+    FileResult,
+    prepare,
+    too_large,
+)
 from bot.knowledge.store import Document, KnowledgeStore
 from bot.ocr import Ocr
 
@@ -27,8 +32,6 @@ ProgressCallback = Callable[[int, int, str], None]  # (files done, files total, 
 # A store that takes documents in batches (`upsert_many`: the SQLite store with an
 # embedder) gets about this many chunks at a time: small files share embedding requests.
 BATCH_CHUNKS = 64
-# One scanned PDF's OCR request, retries included: Mistral reads up to 1,000 pages in one.
-OCR_SECONDS = 300.0
 
 
 @dataclass
@@ -203,11 +206,6 @@ class _Batch:
         self.docs = []
 
 
-def _size(n: int) -> str:
-    """A file size for a summary line: "1,234 bytes", "75 MB"."""
-    return f"{n:,} bytes" if n < 2**20 else f"{n / 2**20:,.0f} MB"
-
-
 def _ingest_one(
     store: KnowledgeStore,
     source: SourceFile,
@@ -219,51 +217,30 @@ def _ingest_one(
     limit = max_bytes(source.path)
     try:
         if limit is not None and (size := source.path.stat().st_size) > limit:
-            summary.errors.append(
-                f"{source.key}: too large ({_size(size)}; the limit is {_size(limit)})"
-            )
+            summary.errors.append(f"{source.key}: {too_large(size, limit)}")
             return
         data = source.path.read_bytes()
     except OSError as exc:
         summary.errors.append(f"{source.key}: cannot read ({exc.strerror or exc})")
         return
-    doc_id = document_id(source.key)
-    stored_sha = store.document_sha(doc_id)
-    if stored_sha == hashlib.sha256(data).hexdigest():
+    result, doc = prepare(store, source.key, source.path, data, ocr, None)
+    if doc is not None:
+        batch.add(doc)
+    _count(summary, people, result)
+
+
+def _count(summary: IngestSummary, people: set[str], result: FileResult) -> None:
+    """Add one file's result to the run's summary."""
+    if result.outcome == UNCHANGED:
         summary.documents_skipped += 1
-        return
-    try:
-        doc = _parse(source, data, doc_id, ocr)
-    except pdf.NoTextLayer as exc:  # only without OCR
-        summary.skipped.append(f"{source.key}: {exc}; MISTRAL_API_KEY lets ingest read it by OCR")
-        return
-    except ModelFailed as exc:
-        summary.errors.append(f"{source.key}: no text layer, and OCR failed ({exc.reason})")
-        return
-    except (ParseError, ValueError, UnicodeError) as exc:
-        summary.errors.append(f"{source.key}: {exc}")
-        return
-    except Exception as exc:  # a parser bug must not abort a long ingest run
-        logger.exception("unexpected error parsing %s", source.key)
-        summary.errors.append(f"{source.key}: unexpected {type(exc).__name__}: {exc}")
-        return
-    batch.add(doc)
-    if stored_sha is None:
-        summary.documents_added += 1
+    elif result.outcome == FAILED:
+        summary.errors.append(f"{result.key}: {result.reason}")
+    elif result.outcome == SKIPPED:
+        summary.skipped.append(f"{result.key}: {result.reason}")
     else:
-        summary.documents_updated += 1
-    summary.chunks += len(doc.chunks)
-    people.update(p.lower() for p in doc.people)
-
-
-def _parse(source: SourceFile, data: bytes, doc_id: str, ocr: Ocr | None) -> Document:
-    """The file's Document; a PDF without a text layer is read by `ocr` when there is one.
-    Raises ParseError (NoTextLayer without OCR) or ModelFailed."""
-    try:
-        return parse_file(source.path, data, doc_id=doc_id, source=source.key)
-    except pdf.NoTextLayer as scan:
-        if ocr is None:
-            raise
-        logger.info("ingest: %s has no text layer: OCR of %d pages", source.key, scan.pages)
-        pages = ocr.read_pdf(data, scan.pages, Deadline(OCR_SECONDS))
-        return pdf.from_ocr(source.path, data, scan, pages, doc_id=doc_id, source=source.key)
+        if result.outcome == ADDED:
+            summary.documents_added += 1
+        else:
+            summary.documents_updated += 1
+        summary.chunks += result.passages
+        people.update(p.lower() for p in result.people)

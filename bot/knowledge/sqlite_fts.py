@@ -65,6 +65,12 @@ SELECT d.id, d.title, d.source, d.kind, d.date,
 FROM documents d ORDER BY d.source, d.id
 """
 
+# One spelling per name (the first stored), ranked by the documents that name it.
+_PEOPLE = """
+SELECT min(p.value) FROM documents, json_each(documents.people) p
+GROUP BY lower(p.value) ORDER BY count(*) DESC, lower(p.value) LIMIT ?
+"""
+
 
 def _set_up(conn: sqlite3.Connection) -> None:
     """Each new connection: WAL, so readers never block the ingest writer."""
@@ -217,6 +223,12 @@ class SqliteKnowledgeStore:
                 "SELECT count(DISTINCT lower(p.value)) FROM documents, json_each(people) p"
             ).fetchone()[0]
         return {"documents": documents, "chunks": chunks, "people": people}
+
+    def people(self, limit: int, deadline: Deadline) -> list[str]:
+        """Up to `limit` names, those in the most documents first."""
+        with self._errors(), self._pool.connection(deadline) as conn:
+            rows = conn.execute(_PEOPLE, (limit,)).fetchall()
+        return [name for (name,) in rows]
 
     def version(self) -> str:
         """ "{instance}:{counter}": changes on every upsert and removal, and when the file

@@ -80,6 +80,11 @@ class KnowledgeStore(Protocol):
         """{"documents": n, "chunks": n, "people": n}."""
         ...
 
+    def people(self, limit: int, deadline: Deadline) -> list[str]:
+        """Up to `limit` names of the people in the documents, those in the most documents
+        first (voice notes are transcribed with them as spelling hints)."""
+        ...
+
     def version(self) -> str:
         """Changes whenever the content changes (answer-cache invalidation)."""
         ...

@@ -19,6 +19,7 @@ from bot.knowledge.store import KnowledgeStore
 from bot.metrics import Metrics
 from bot.ocr import Ocr
 from bot.settings import Settings
+from bot.transcription import Transcriber
 
 VERSION = "0.1.0"
 EXTENSION = "bot"  # the key of app.extensions that holds the Services
@@ -74,6 +75,7 @@ class Services:
     limiter: Limiter | None = None  # set once the webhook view is registered
     local_token: str = ""  # local mode's secret (bot/web/security.py); "" with a Twilio token
     ocr: Ocr | None = None  # with a model key: `ingest` reads scanned PDFs with it
+    transcriber: Transcriber | None = None  # with a model key: voice notes are transcribed
     started_at: float = field(default_factory=time.time)
 
     def health(self) -> dict:
@@ -102,7 +104,7 @@ class Services:
 
     def after_fork(self) -> None:
         """Forget clients inherited from gunicorn's master (only with --preload)."""
-        for part in (self.history, self.knowledge, self.answerer, self.ocr):
+        for part in (self.history, self.knowledge, self.answerer, self.ocr, self.transcriber):
             reset = getattr(part, "after_fork", None)
             if reset is not None:
                 reset()
@@ -111,7 +113,7 @@ class Services:
         """Release every store's connections."""
         self.history.close()
         self.knowledge.close()
-        for part in (self.answerer, self.ocr):
+        for part in (self.answerer, self.ocr, self.transcriber):
             close = getattr(part, "close", None)
             if close is not None:
                 close()

@@ -69,7 +69,7 @@ def test_importing_the_adapter_patches_nothing_until_a_client_is_built():
 
 
 def test_the_connection_pool_follows_the_gunicorn_threads():
-    assert pool_size(Settings().gunicorn_threads) == DEFAULT_POOL_SIZE
+    assert pool_size(Settings().gunicorn_threads) == Settings().gunicorn_threads == 128
     assert pool_size(8) == DEFAULT_POOL_SIZE
     assert pool_size(128) == 128
     assert load_settings({"GUNICORN_THREADS": "128"}, dotenv_path=None).gunicorn_threads == 128

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.chat.conversation import FINISH_RESERVE_SECONDS, MEMORY_DOWN, ConversationHandler
+from bot.chat.media import MediaInbox
 from bot.deadline import Deadline
+from bot.history.records import Delivery
 from bot.history.sqlite import SqliteHistoryStore
 from bot.metrics import Metrics
 from bot.models import InboundMessage
@@ -114,3 +118,72 @@ def test_a_duplicate_waits_for_the_first_reply_only_until_the_deadline(history):
     reply = bot.handle(message("@agent who attended?", "SMslow"), deadline)
     assert reply.text == "" and reply.kind == "duplicate"
     assert deadline.remaining() > 0
+
+
+WRITES = ("claim", "complete", "release", "append_exchange", "cache_answer", "notice_due")
+
+
+def spy_on_writes(store) -> list[str]:
+    """The names of the store's write methods as the use case calls them."""
+    calls: list[str] = []
+    for name in WRITES:
+        method = getattr(store, name)
+
+        def spy(*args, _method=method, _name=name, **kwargs):
+            calls.append(_name)
+            return _method(*args, **kwargs)
+
+        setattr(store, name, spy)
+    return calls
+
+
+def test_an_answered_question_is_one_write_after_its_claim(history):
+    writes = spy_on_writes(history)
+    answerer = FakeAnswerer()
+    bot = handler(history, answerer=answerer)
+    reply = bot.handle(message("@agent who attended?"), Deadline(5))
+    # The exchange, its delivery's reply and its cache entry: one transaction (issue 19).
+    assert writes == ["claim", "append_exchange"]
+    assert history.delivery("SM1", Deadline(5)) == Delivery("done", reply.text)
+    assert [t.text for t in history.recent(message("").conversation, 10, Deadline(5))] == [
+        "who attended?",
+        reply.text,
+    ]
+    other = InboundMessage("SM2", "whatsapp:+447700900002", body="@agent who attended?")
+    assert bot.handle(other, Deadline(5)).text == reply.text  # served from the cache
+    assert answerer.calls == ["who attended?"]
+    # A redelivery gets the reply as sent, without a write of its own beyond the claim.
+    del writes[:]
+    assert bot.handle(message("@agent who attended?"), Deadline(5)).text == reply.text
+    assert writes == ["claim"]
+
+
+def test_a_command_still_completes_its_delivery(history):
+    writes = spy_on_writes(history)
+    reply = handler(history).handle(message("@agent help"), Deadline(5))
+    assert writes == ["claim", "complete"]
+    assert history.delivery("SM1", Deadline(5)) == Delivery("done", reply.text)
+
+
+def test_an_exchange_asked_outside_a_delivery_is_stored_at_once(history):
+    # `ask` (the voice path) used on its own: nothing waits to settle it, so it is stored.
+    writes = spy_on_writes(history)
+    handler(history).ask(message(""), "who attended?", Deadline(5))
+    assert writes == ["append_exchange"]
+    assert len(history.recent(message("").conversation, 10, Deadline(5))) == 2
+
+
+def test_a_voice_answer_settles_its_delivery_with_the_reply_as_sent(history):
+    writes = spy_on_writes(history)
+    bot = handler(history)
+
+    def voice(msg, deadline):  # as bot/chat/voice.py does: the typed path, then a heading
+        answered = bot.ask(msg, "who attended?", deadline)
+        return replace(answered, text=f"Heard: who attended?\n\n{answered.text}")
+
+    bot.media = MediaInbox("@agent", voice=voice)
+    note = message("", num_media=1, media_types=("audio/ogg",), media_urls=("https://x",))
+    reply = bot.handle(note, Deadline(5))
+    assert reply.text.startswith("Heard: who attended?")
+    assert writes == ["claim", "append_exchange"]
+    assert history.delivery("SM1", Deadline(5)) == Delivery("done", reply.text)

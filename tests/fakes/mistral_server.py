@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.parser
+import email.policy
 import hashlib
 import itertools
 import json
@@ -36,6 +38,39 @@ class RecordedRequest:
     authorization: str
     headers: dict[str, str] = field(default_factory=dict)
     port: int = 0  # the client's port: a new one means a new connection
+    # A multipart body (audio transcription): each field's values, and each file sent.
+    form: dict[str, list[str]] = field(default_factory=dict)
+    files: dict[str, Upload] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file of a multipart request."""
+
+    file_name: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+
+def parse_multipart(content_type: str, raw: bytes) -> tuple[dict[str, list[str]], dict]:
+    """(fields, files) of a multipart/form-data body; ({}, {}) for anything else."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return {}, {}
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+    fields: dict[str, list[str]] = {}
+    files: dict[str, Upload] = {}
+    if not message.is_multipart():
+        return fields, files
+    for part in message.iter_parts():
+        name = str(part.get_param("name", header="content-disposition") or "")
+        data = part.get_payload(decode=True) or b""
+        file_name = part.get_filename()
+        if file_name is not None:
+            files[name] = Upload(file_name, part.get_content_type(), data)
+        else:
+            fields.setdefault(name, []).append(data.decode("utf-8", "replace"))
+    return fields, files
 
 
 def embed(text: str) -> list[float]:
@@ -98,9 +133,12 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up (timeout) before we answered
             self.close_connection = True
 
-    def _read_json(self) -> Any:
+    def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    @staticmethod
+    def _json(raw: bytes) -> Any:
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -114,10 +152,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         stub = self.server.stub
-        body = self._read_json() if method == "POST" else None
+        raw = self._read_body() if method == "POST" else b""
+        form, files = parse_multipart(self.headers.get("Content-Type", ""), raw)
+        body = None if form or files else self._json(raw)
         auth = self.headers.get("Authorization", "")
         headers, port = dict(self.headers.items()), self.client_address[1]
-        stub._record(RecordedRequest(method, self.path, body, auth, headers, port))
+        stub._record(RecordedRequest(method, self.path, body, auth, headers, port, form, files))
         status, delay, wake = stub._next()
         if delay > 0 and wake.wait(delay):
             # Woken by stop() or reset(): drop the request like a vanished server would.
@@ -136,6 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload = _embeddings(body)
         elif route == ("POST", "/v1/ocr") and isinstance(body, dict):
             payload = stub._ocr(body)
+        elif route == ("POST", "/v1/audio/transcriptions") and "file" in files:
+            payload = stub._transcription(form, files["file"])
         elif route == ("GET", "/v1/models"):
             payload = _models()
         else:
@@ -233,7 +275,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class MistralStub:
-    """Speaks /v1/chat/completions, /v1/embeddings, /v1/ocr and /v1/models on 127.0.0.1."""
+    """Speaks /v1/chat/completions, /v1/embeddings, /v1/ocr, /v1/audio/transcriptions and
+    /v1/models on 127.0.0.1."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -260,6 +303,10 @@ class MistralStub:
             # /v1/ocr: each page's Markdown, or a function of the PDF's bytes giving them;
             # None: "Page N" text for each page object of the PDF sent.
             self.ocr_pages: list[str] | Callable[[bytes], list[str]] | None = None
+            # /v1/audio/transcriptions: the text heard, or a function of the audio's bytes
+            # giving it; None: "Stub transcript of N bytes".
+            self.transcript: str | Callable[[bytes], str] | None = None
+            self.transcript_language: str | None = "en"
             old, self._wake = getattr(self, "_wake", None), threading.Event()
         if old is not None:
             old.set()
@@ -279,6 +326,11 @@ class MistralStub:
     def ocr_requests(self) -> list[dict]:
         """The JSON bodies of the OCR requests received."""
         return [r.json for r in self.requests if r.path.startswith("/v1/ocr")]
+
+    @property
+    def transcription_requests(self) -> list[RecordedRequest]:
+        """The audio transcription requests received (their `form` and `files`)."""
+        return [r for r in self.requests if r.path.startswith("/v1/audio/transcriptions")]
 
     def start(self) -> MistralStub:
         """Listen on a free port in a daemon thread."""
@@ -370,6 +422,25 @@ class MistralStub:
             ],
             "model": body.get("model", "mistral-ocr-latest"),
             "usage_info": {"pages_processed": len(pages), "doc_size_bytes": len(data)},
+        }
+
+    def _transcription(self, form: dict[str, list[str]], audio: Upload) -> dict:
+        """A transcription response, shaped as the SDK's TranscriptionResponse."""
+        heard = self.transcript
+        text = heard(audio.data) if callable(heard) else heard
+        text = f"Stub transcript of {len(audio.data)} bytes" if text is None else text
+        seconds = max(1, len(audio.data) // 2000)  # Opus voice notes: about 2 KB a second
+        return {
+            "model": (form.get("model") or [MODELS[0]])[0],
+            "text": text,
+            "language": self.transcript_language,
+            "segments": [],
+            "usage": {
+                "prompt_tokens": 0,
+                "completion_tokens": len(text.split()),
+                "total_tokens": len(text.split()),
+                "prompt_audio_seconds": seconds,
+            },
         }
 
     def _chat(self, body: dict) -> dict:

@@ -9,13 +9,15 @@ from bot.history.records import (
     SECONDS_PER_DAY,
     AnswerCounts,
     CachedAnswer,
+    CacheEntry,
     DayUsage,
+    Delivery,
     ExchangeRecord,
     SenderUsage,
     utc_day,
 )
 from bot.history.store import STALE_CLAIM_SECONDS
-from tests.support import budget, run_threads
+from tests.support import budget, db_rows, run_threads
 
 
 def exchange(store, conversation, n, keep=100, sender=None):
@@ -313,3 +315,30 @@ def test_forget_deletes_the_cache_entries_a_sender_created(store):
     assert store.forget("a") == 1
     assert store.cached_answer("q1", "v", 60, budget()) is None
     assert store.cached_answer("q2", "v", 60, budget()) == CachedAnswer("y", ())
+
+
+def test_an_exchange_completes_its_delivery_and_caches_its_answer_in_the_same_write(store):
+    # What a message settles after its claim is one transaction (issue 19): the turns, the
+    # delivery's reply and the cache entry; a redelivered exchange still completes.
+    assert store.claim("SM9", "a", budget()).state == "new"
+    cached = CachedAnswer("Amara and Jonas.", ("UNEA prep",))
+    record = ExchangeRecord(
+        "a", "a", "SM9", "who attended?", "Amara and Jonas.", ("UNEA prep",), 10,
+        "mistral", reply="Amara and Jonas.", cache=CacheEntry("who attended?", "v1", cached, 60),
+    )  # fmt: skip
+    store.append_exchange(record, budget())
+    assert store.delivery("SM9", budget()) == Delivery("done", "Amara and Jonas.")
+    assert store.cached_answer("who attended?", "v1", 60, budget()) == cached
+    assert [t.text for t in store.recent("a", 10, budget())] == [
+        "who attended?",
+        "Amara and Jonas.",
+    ]
+    assert store.claim("SM9", "a", budget()) == Delivery("done", "Amara and Jonas.")
+
+
+def test_filing_an_answer_drops_expired_entries(store, clock):
+    old = CachedAnswer("old", ())
+    store.cache_answer("q1", "v", old, "a", 60, budget())
+    clock.now += 61
+    store.cache_answer("q2", "v", CachedAnswer("new", ()), "b", 60, budget())
+    assert [q for (q,) in db_rows(store, "SELECT question FROM answer_cache")] == ["q2"]

@@ -253,3 +253,22 @@ def test_a_query_blocked_past_statement_timeout_is_cancelled_before_the_deadline
     # The cancelled connections went back to the pool in working order.
     send(app, signed_post, "@agent why was that decided?", sender=BOB)
     assert stored(pg_url, BOB) == 2
+
+
+def test_a_statement_is_one_round_trip_and_its_parts_succeed_together(pg_url):
+    # rows() sends no BEGIN or COMMIT of its own: the query is its own implicit transaction
+    # (a separate BEGIN would start the transaction before the statement).
+    store = PostgresHistoryStore(pg_url)
+    db = store._db
+    try:
+        assert db.rows(Deadline(5), "SELECT now() = statement_timestamp()", ()) == [(True,)]
+        db.rows(Deadline(5), "CREATE TABLE IF NOT EXISTS trip (x int PRIMARY KEY)", ())
+        with pytest.raises(HistoryUnavailable):
+            db.rows(Deadline(5), "INSERT INTO trip VALUES (1); INSERT INTO trip VALUES (1)", ())
+        assert db.rows(Deadline(5), "SELECT count(*) FROM trip", ()) == [(0,)]
+        # A deadline shorter than statement_timeout still cancels the statement in time.
+        with pytest.raises(HistoryUnavailable):
+            db.rows(Deadline(0.3), "SELECT pg_sleep(2)", ())
+        assert db.rows(Deadline(5), "SELECT 1", ()) == [(1,)]  # the session is usable
+    finally:
+        store.close()

@@ -294,3 +294,15 @@ def test_no_embedding_call_while_no_chunk_carries_a_vector(graph, falkordb, mist
         assert not [r for r in mistral.requests if r.path == "/v1/embeddings"]
     finally:
         store.close()
+
+
+def test_people_names_most_documents_first_alike_in_both_stores(graph, tmp_path) -> None:
+    ingest_paths(graph, [str(SAMPLE)], progress=False)
+    with SqliteKnowledgeStore(str(tmp_path / "reference.sqlite3")) as reference:
+        ingest_paths(reference, [str(SAMPLE)], progress=False)
+        expected = reference.people(100, Deadline(5))
+        assert reference.people(2, Deadline(5)) == expected[:2]
+    assert graph.people(100, Deadline(5)) == expected
+    assert graph.people(3, Deadline(5)) == expected[:3]
+    # Jonas Weber is named in more of the sample's documents than anyone else.
+    assert expected[0] == "Jonas Weber" and len(expected) == graph.counts()["people"]

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from urllib.parse import urlencode
@@ -15,6 +16,7 @@ import pytest
 
 from bot.answer.extractive import ExtractiveAnswerer
 from bot.texts import RATE_LIMIT_NOTICE
+from bot.web.limits import SweptMemoryStorage
 from tests.fakes.answerers import FakeAnswerer
 from tests.services import free_port
 from tests.support import (
@@ -176,3 +178,31 @@ def test_gunicorn_workers_share_one_limit_through_redis(tmp_path, redis_server):
         server.terminate()
         server.wait(timeout=30)
         server.stderr.close()
+
+
+def test_memory_limits_start_no_timer_thread_per_message(make_app, signed_post, monkeypatch):
+    # limits' MemoryStorage starts a threading.Timer on a hit once the last has fired (10 ms
+    # later): a thread per message under steady traffic. Ours sweeps from one thread.
+    app = limited_app(make_app, "1000 per minute")
+    assert isinstance(app.extensions["bot"].limiter.storage, SweptMemoryStorage)
+    started: list[threading.Thread] = []
+    start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self), start(self)))
+    for n in range(4):
+        send_all(app, signed_post, [f"@agent help {n}"])
+        time.sleep(0.03)  # upstream's timer fires meanwhile
+    names = [thread.name for thread in started]
+    assert not any(isinstance(thread, threading.Timer) for thread in started), names
+    assert names.count("rate-limit-sweeper") <= 1, names
+
+
+def test_the_sweep_drops_expired_windows_and_the_limit_still_holds():
+    storage = SweptMemoryStorage()
+    assert storage.acquire_entry("gone", 5, 0)  # expires at once
+    assert storage.acquire_entry("kept", 1, 60)
+    assert not storage.acquire_entry("kept", 1, 60)
+    assert storage.sweep()  # "kept" is still counted
+    assert not storage.events["gone"] and storage.events["kept"]
+    assert not storage.acquire_entry("kept", 1, 60)
+    storage.clear("kept")
+    assert not storage.sweep()  # nothing left: the sweeper thread may end

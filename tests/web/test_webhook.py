@@ -189,7 +189,7 @@ def test_media_only_message_gets_the_text_only_reply(ask, spy):
         "MediaContentType0": "image/jpeg",
     }
     (reply,) = ask("", **extra)
-    assert "only read text" in reply
+    assert "only read text and listen to voice notes" in reply
     assert spy.calls == []
 
 

@@ -271,6 +271,10 @@ def read_queries(schema: GraphSchema) -> dict[str, str]:
         "documents": f"MATCH (d:{d}) RETURN count(d) AS n",
         "chunks": f"MATCH (c:{c}) RETURN count(c) AS n",
         "people": f"MATCH (p:{p})-[:SPOKE_IN]->() RETURN count(DISTINCT toLower(p.name)) AS n",
+        "people_names": (
+            f"MATCH (p:{p})-[:SPOKE_IN]->(d) WITH p.name AS name, count(DISTINCT d) AS n "
+            "RETURN name ORDER BY n DESC, name LIMIT $limit"
+        ),
         "version": f"MATCH (d:{d}) RETURN count(d) AS n, max(d.updated_at) AS t",
         "listing": (
             f"MATCH (d:{d}) OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:{c}) "

@@ -232,6 +232,11 @@ class GraphKnowledgeStore:
         )
         return {name: int(value or 0) for name, value in zip(names, values, strict=True)}
 
+    def people(self, limit: int, deadline: Deadline) -> list[str]:
+        """Up to `limit` names of speakers, those in the most documents first."""
+        rows = self._read(self._queries["people_names"], {"limit": limit}, deadline)
+        return [str(row["name"]) for row in rows]
+
     def version(self) -> str:
         """ "{documents}:{last update}": changes on every upsert and removal."""
         rows = self._read(self._queries["version"], {}, Deadline(VERSION_SECONDS))
