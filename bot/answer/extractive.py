@@ -82,7 +82,7 @@ def select_sentences(
         if score < RELEVANCE_FLOOR * best and len(chosen) >= MIN_SENTENCES:
             break
         group = [sentence]
-        before = at.get((sentence.rank, sentence.index - 1))
+        before = at.get((sentence.rank, sentence.position - 1))
         if _needs_context(sentence, before):
             group.insert(0, before)  # keep the pair: the question and its reply, say
         new = [s for s in group if s.key not in chosen]

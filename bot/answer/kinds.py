@@ -4,6 +4,7 @@ carry one. English cues: the questions teams ask the bot are mostly English."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 PERSON, TIME, AMOUNT, PLACE = "person", "time", "amount", "place"
 REASON, DECISION = "reason", "decision"
@@ -107,7 +108,7 @@ def carries(kind: str, text: str, by_person: bool, question: str, people: set[st
     if kind == PERSON:
         # "Who said...?" is answered by the speaker; other names must be new to the question.
         named = set(_TOKEN_RE.findall(text)) & people
-        return by_person or bool(named - set(_TOKEN_RE.findall(question)))
+        return by_person or bool(named - _tokens(question)[0])
     if kind == AMOUNT:  # "20 March" or "2026" is a date, not an amount
         text = _CUES[TIME].sub(" ", text)
     pattern = _CUES.get(kind)
@@ -115,5 +116,17 @@ def carries(kind: str, text: str, by_person: bool, question: str, people: set[st
         return False
     # The question's own words are no answer: "what will it cost?" is not answered by
     # "the cost is a worry", nor "when is the deadline?" by "the deadline is tight".
-    asked = {w.lower() for w in _TOKEN_RE.findall(question)}
-    return any(m.group(0).lower() not in asked for m in pattern.finditer(text))
+    asked = _tokens(question)[1]
+    for match in pattern.finditer(text):  # a loop, not any(): this runs per sentence
+        if match.group(0).lower() not in asked:
+            return True
+    return False
+
+
+# Cached: carries() asks this of every retrieved sentence for the same question; keyed by
+# the exact text and pure, so right across requests.
+@lru_cache(maxsize=256)
+def _tokens(question: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The question's words as written, and lower-cased."""
+    found = _TOKEN_RE.findall(question)
+    return frozenset(found), frozenset(w.lower() for w in found)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from bot.answer.kinds import DECISION, REASON, carries, full_names, question_kinds, topic_text
-from bot.answer.sentences import Unit, content_stems, units, words
+from bot.answer.sentences import WORD_RE, Unit, content_stems, stems_of, units, words
 from bot.followup import search_query
 from bot.models import Passage, Turn
 
@@ -29,8 +30,8 @@ SHORT_FACTOR = 0.5
 SECTION_KINDS = (REASON, DECISION)  # kinds a heading gives the sentences below it
 
 
-@dataclass(frozen=True)
-class Sentence:
+# A named tuple, as Unit: one is built for every retrieved sentence.
+class Sentence(NamedTuple):
     """One retrieved sentence with what scoring needs to know about it."""
 
     unit: Unit
@@ -38,13 +39,14 @@ class Sentence:
     body_stems: frozenset[str]  # of what the speaker said
     label: frozenset[str]  # stems of a "Label: text" prefix (speaker, "Attendees", ...)
     rank: int  # of its passage in retrieval order
-    index: int  # among its passage's units
+    position: int  # among its passage's units (not `index`: tuple has one)
     source: str
     by_person: bool  # a transcript turn or a full name's line: answers "who said...?"
+    word_count: int  # of the body for a person's turn, else of the whole text (see short)
 
     @property
     def key(self) -> tuple[int, int]:
-        return self.rank, self.index
+        return self.rank, self.position
 
     @property
     def text(self) -> str:
@@ -53,8 +55,7 @@ class Sentence:
 
 def short(sentence: Sentence) -> bool:
     """ "Yes." or "Mm." (a label line such as "Owner: Tom Fletcher" counts its label)."""
-    text = sentence.unit.body if sentence.by_person else sentence.unit.text
-    return len(words(text)) < SHORT_WORDS
+    return sentence.word_count < SHORT_WORDS
 
 
 def asks(sentence: Sentence) -> bool:
@@ -84,9 +85,38 @@ def passage_sentences(passages: list[Passage]) -> list[list[Sentence]]:
 def _sentence(unit: Unit, rank: int, index: int, source: str, speakers: set[str]) -> Sentence:
     by_person = bool(unit.speaker) and (unit.speaker in speakers or len(unit.speaker.split()) > 1)
     # A label names the line's topic ("Attendees:"); a date label is no topic word.
-    label = frozenset(w for w in content_stems(unit.label) if not w.isdigit())
-    stems, body = frozenset(content_stems(unit.text)), frozenset(content_stems(unit.body))
-    return Sentence(unit, stems, body, label, rank, index, source, by_person)
+    label = _label_stems(unit.label)
+    body_words = words(unit.body)
+    body = frozenset(stems_of(body_words))
+    text = unit.text
+    prefix = text[: len(text) - len(unit.body)]
+    if text.endswith(unit.body) and not WORD_RE.match(prefix[-1:]):
+        # "Speaker: body": no word spans the prefix's end, so the text's words are the
+        # prefix's then the body's; the body is not split and stemmed twice.
+        prefix_count, prefix_stems = _prefix_stems(prefix)
+        text_count = prefix_count + len(body_words)
+        stems = body | prefix_stems if prefix_count else body
+    else:
+        text_words = words(text)
+        text_count, stems = len(text_words), frozenset(stems_of(text_words))
+    count = len(body_words) if by_person else text_count
+    return Sentence(unit, stems, body, label, rank, index, source, by_person, count)
+
+
+# Labels and "Speaker: " prefixes are a small vocabulary (the team's names, "Attendees"), and
+# every turn of a speaker repeats theirs: stemmed once, not per sentence. Pure, so bounded
+# caches keyed by the exact string are right across requests and knowledge changes.
+@lru_cache(maxsize=4096)
+def _label_stems(label: str) -> frozenset[str]:
+    """A label's content stems, less digits (a date label is no topic word)."""
+    return frozenset(w for w in content_stems(label) if not w.isdigit())
+
+
+@lru_cache(maxsize=4096)
+def _prefix_stems(prefix: str) -> tuple[int, frozenset[str]]:
+    """How many words a sentence's "Speaker: " prefix has, and their content stems."""
+    found = words(prefix)
+    return len(found), frozenset(stems_of(found))
 
 
 def query_weights(question: str, turns: Sequence[Turn]) -> dict[str, float]:
@@ -111,6 +141,7 @@ class Scorer:
         self.question = question
         self.weights = weights = query_weights(question, turns)
         self.kinds = question_kinds(question)
+        self._sections: dict[tuple[str, str], bool] = {}
         total = sum(weights.values()) or 1.0
         # How much of the question each passage (title included) covers: an "Attendees:"
         # line in a passage that never names the meeting asked about is about another one.
@@ -191,9 +222,16 @@ class Scorer:
         text, by_person = sentence.unit.text, sentence.by_person
         return any(
             carries(kind, text, by_person, self.question, self.people)
-            or (kind in SECTION_KINDS and carries(kind, section, False, "", set()))
+            or (kind in SECTION_KINDS and self._section_carries(kind, section))
             for kind in self.kinds
         )
+
+    def _section_carries(self, kind: str, section: str) -> bool:
+        """Whether a heading holds this kind; asked once per heading, not per sentence."""
+        key = kind, section
+        if key not in self._sections:
+            self._sections[key] = carries(kind, section, False, "", set())
+        return self._sections[key]
 
 
 def score_sentences(

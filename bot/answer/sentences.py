@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import NamedTuple
 
 from bot.text import STOPWORDS
 
@@ -13,7 +14,7 @@ WRAPPED_LINE_CHARS = 60
 HEADING_WORDS = 12  # a line without a full stop and at most this many words is a heading
 LABEL_WORDS = 3  # "Notes by: ..." is a label; "Focus countries for 2026: ..." is prose
 
-_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?…])\s+")
 # "Alice: text" or "Dr. Bob Smith: text" at the start of a transcript line.
 _SPEAKER_RE = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,3})\s*:\s+(\S.*)$")
@@ -44,12 +45,21 @@ def stem(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """The words of `text` (letters and digits), in order."""
-    return _WORD_RE.findall(text)
+    return WORD_RE.findall(text)
 
 
 def content_stems(text: str) -> set[str]:
     """The stems of the words in `text` that carry meaning (no stopwords, no 1-letter words)."""
-    return {found for w in words(text) if (found := _content_stem(w))}
+    # Distinct words first: a whole passage repeats many of its words.
+    return stems_of(set(WORD_RE.findall(text)))
+
+
+def stems_of(found: Iterable[str]) -> set[str]:
+    """content_stems of text whose words are `found`."""
+    # map() and one discard instead of a Python-level loop: this runs for every sentence.
+    stems = set(map(_content_stem, found))
+    stems.discard("")
+    return stems
 
 
 @lru_cache(maxsize=1 << 16)
@@ -113,8 +123,9 @@ def split_sentences(text: str) -> list[str]:
     return [unit.text for unit in units(text)]
 
 
-@dataclass(frozen=True)
-class Unit:
+# A named tuple, not a frozen dataclass: an answer makes one per retrieved sentence, and a
+# tuple is built several times faster.
+class Unit(NamedTuple):
     """One sentence and where it stands in its passage."""
 
     text: str  # as quoted: "Speaker: sentence"
@@ -127,21 +138,19 @@ class Unit:
     @property
     def label(self) -> str:
         """A short `Label:` prefix (speaker, "Attendees", "Notes by"), "" for prose."""
-        label = self.text.split(": ", 1)[0] if ": " in self.text else ""
-        return label if len(label.split()) <= LABEL_WORDS else ""
+        label, colon, _ = self.text.partition(": ")
+        return label if colon and len(label.split()) <= LABEL_WORDS else ""
 
 
-def _is_title(line: str, title: str) -> bool:
-    bare = _MARKDOWN_HEADING_RE.sub("", line).strip().lower()
-    return bool(title) and bare in (title.lower(), f"title: {title.lower()}")
+def _is_title(bare: str, title: str) -> bool:
+    """`bare` (a line less its markdown heading marks) is the passage's title."""
+    return bool(title) and bare.lower() in (title.lower(), f"title: {title.lower()}")
 
 
-def _is_heading(line: str, title: str, last: bool) -> bool:
-    """The passage title, or a section heading or short `Action items:` intro before text."""
-    bare = _MARKDOWN_HEADING_RE.sub("", line).strip()
-    if _is_title(line, title):
-        return True
-    if last or _speaker(bare) or _LABEL_RE.match(bare):
+# `bare`: the line less its markdown heading marks; `spoken`: _speaker(bare).
+def _is_heading(line: str, bare: str, spoken: tuple[str, str] | None, last: bool) -> bool:
+    """A section heading or short `Action items:` intro before text (not the title)."""
+    if last or spoken or _LABEL_RE.match(bare):
         return False
     if _MARKDOWN_HEADING_RE.match(line) or bare.endswith(":"):
         return len(bare.split()) <= HEADING_WORDS
@@ -153,14 +162,20 @@ def units(text: str, title: str = "") -> list[Unit]:
     found: list[Unit] = []
     lines = _lines(text)
     for index, line in enumerate(lines):
-        if _is_heading(line, title, last=index == len(lines) - 1):
-            bare = _MARKDOWN_HEADING_RE.sub("", line).strip()
-            found.append(Unit(bare, bare, "", index, heading=True, title=_is_title(line, title)))
+        # Each line's markdown-less form and speaker, worked out once: the heading test
+        # needs them and so does the sentence split.
+        bare = _MARKDOWN_HEADING_RE.sub("", line).strip()
+        spoken = _speaker(line)
+        is_title = _is_title(bare, title)
+        if is_title or _is_heading(
+            line, bare, spoken if bare == line else _speaker(bare), last=index == len(lines) - 1
+        ):
+            found.append(Unit(bare, bare, "", index, heading=True, title=is_title))
             continue
-        speaker, rest = _speaker(line) or ("", line)
+        speaker, rest = spoken or ("", line)
         for part in _SENTENCE_END_RE.split(rest):
             part = part.strip()
-            if words(part):
+            if WORD_RE.search(part):
                 quoted = f"{speaker}: {part}" if speaker else part
                 found.append(Unit(quoted, part, speaker, index, heading=False))
     return found

@@ -17,7 +17,7 @@ relevance floor that may refuse a question first is relevance.py's.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 TOP_HITS = 100  # BM25 hits (and, with vectors, nearest chunks) the ranking chooses from
 OPENING_CHUNKS = 2  # a document's chunks with seq below this are its opening
@@ -26,8 +26,9 @@ COSINE_WEIGHT, BEST_CANDIDATE_WEIGHT, DOCUMENT_VECTOR_WEIGHT = 2.0, 0.75, 0.5
 _TINY = 1e-9
 
 
-@dataclass(frozen=True)
-class Hit:
+# A named tuple, not a frozen dataclass: a search makes 100 or more, and a tuple is built
+# several times faster.
+class Hit(NamedTuple):
     """A candidate chunk: where it sits, and what each leg made of it."""
 
     pk: int
@@ -47,7 +48,14 @@ def _blend(
     documents: Iterable[str], *signals: tuple[float, Mapping[str, float]]
 ) -> dict[str, float]:
     """Each document's weighted sum of its signals (a signal it lacks counts 0)."""
-    return {d: sum(w * values.get(d, 0.0) for w, values in signals) for d in documents}
+    # Signal by signal rather than a sum() per document: the same additions in the same
+    # order (0, then each signal's term), without a generator per document.
+    blended = dict.fromkeys(documents, 0)
+    for weight, values in signals:
+        get = values.get
+        for d in blended:
+            blended[d] += weight * get(d, 0.0)
+    return blended
 
 
 def lexical_scores(hits: Sequence[Hit], document_bm25: Mapping[str, float]) -> dict[int, float]:
@@ -60,7 +68,9 @@ def lexical_scores(hits: Sequence[Hit], document_bm25: Mapping[str, float]) -> d
         best_two.setdefault(hit.doc_id, []).append(hit.lexical)
         if hit.seq < OPENING_CHUNKS:
             opening[hit.doc_id] = max(opening.get(hit.doc_id, 0.0), hit.lexical)
-    t2 = _scaled({d: sum(sorted(v, reverse=True)[:2]) for d, v in best_two.items()})
+    for values in best_two.values():
+        values.sort(reverse=True)
+    t2 = _scaled({d: sum(v[:2]) for d, v in best_two.items()})
     document = _blend(
         t2,
         (BEST_TWO_WEIGHT, t2),
@@ -95,4 +105,8 @@ def hybrid_scores(
 
 def best_first(scores: Mapping[int, float], k: int) -> list[int]:
     """The `k` best pks, ties broken by pk (ingest order)."""
-    return sorted(scores, key=lambda pk: (-scores[pk], pk))[:k]
+    # By pk, then a stable sort by score (reverse keeps equal scores in pk order): the
+    # same order as a (-score, pk) key, without a key tuple per chunk.
+    ordered = sorted(scores)
+    ordered.sort(key=scores.__getitem__, reverse=True)
+    return ordered[:k]

@@ -43,7 +43,7 @@ _SEARCH = _HITS.format(where="chunk_fts MATCH ?")
 _GATED_SEARCH = _HITS.format(
     where="chunk_fts MATCH ? AND +rowid IN (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ?)"
 )
-_COUNT = "SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH ?"
+_COUNT = "(SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH ?)"
 # The title column weighs 0: a document's BM25 is over its chunk texts only.
 _DOCUMENT_BM25 = """
 SELECT c.doc_id, -bm25(doc_fts, 1.0, 0.0) FROM doc_fts JOIN chunks c ON c.pk = doc_fts.rowid
@@ -71,7 +71,7 @@ def search(
     """The `k` best (passage row, score) pairs, best first; [] when `floor` is on and the
     question is not covered enough to clear it. The hybrid ranking and floor when the question gets
     a vector, else the lexical ones."""
-    counts = {term: conn.execute(_COUNT, (term,)).fetchone()[0] for term in terms}
+    counts = _counts(conn, terms)
     share = _coverage(conn, terms, counts) if floor else None
     vector = None
     # A question no cosine could lift over the floor is not even embedded.
@@ -92,6 +92,16 @@ def search(
         )
     top = best_first(scores, k)
     return [(row, scores[row[-1]]) for row in chunk_rows(conn, top)]
+
+
+def _counts(conn: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
+    """How many chunks hold each term."""
+    # One statement for all the terms: a statement per term costs a round of Python and
+    # statement-cache overhead each (the query text is the same for the same term count).
+    if not terms:
+        return {}
+    found = conn.execute(f"SELECT {', '.join([_COUNT] * len(terms))}", list(terms)).fetchone()
+    return dict(zip(terms, found, strict=True))
 
 
 def _coverage(conn: sqlite3.Connection, terms: Sequence[str], counts: dict[str, int]) -> float:

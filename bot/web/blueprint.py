@@ -63,21 +63,23 @@ def gate() -> Response | None:
         logger.warning("rejected a request with a missing or invalid Twilio signature")
         return _plain(403, "Invalid or missing Twilio signature")
     try:
-        g.message = parse_form(request.form)
+        message = parse_form(request.form)
     except BadRequest as exc:
         return _plain(400, str(exc))
+    # Read through the local, not `g`: every `g.` goes through a context-local proxy.
+    g.message = message
     logger.info(
         "received %s from %s (%d chars, %d media)",
-        g.message.message_sid,
-        mask_number(g.message.sender),
-        len(g.message.body),
-        g.message.num_media,
+        message.message_sid,
+        mask_number(message.sender),
+        len(message.body),
+        message.num_media,
     )
-    if not services.access.allows(g.message.sender):
-        logger.info("refused sender %s (not in allowed_senders)", mask_number(g.message.sender))
-        first = services.handler.notice_due(g.message.sender, "refused", g.deadline)
-        return _twiml(refusal_text(g.message.sender) if first else "")
-    g.rate_key = rate_key(g.message.sender)
+    if not services.access.allows(message.sender):
+        logger.info("refused sender %s (not in allowed_senders)", mask_number(message.sender))
+        first = services.handler.notice_due(message.sender, "refused", g.deadline)
+        return _twiml(refusal_text(message.sender) if first else "")
+    g.rate_key = rate_key(message.sender)
     return None
 
 
