@@ -392,7 +392,9 @@ def ingest(env: dict[str, str], scratch: Path, with_qmsum: bool) -> str:
     )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"ingest failed: {done.stderr.strip()[-2000:]}")
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    # The summary's first line says what was stored; lines after it name files left out.
+    lines = [line for line in done.stdout.splitlines() if line.startswith("Ingested")]
+    return lines[0] if lines else ""
 
 
 def start_postgres() -> tuple[object | None, str]:
