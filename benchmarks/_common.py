@@ -93,6 +93,25 @@ def write_section(name: str, body: str, path: Path = PERFORMANCE_MD) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def webhook_form(n: int, senders: int, prefix: str, question: str) -> dict[str, str]:
+    """The n-th inbound WhatsApp form of a run, as Twilio sends it: its own MessageSid
+    (`prefix` keeps runs apart), from one of `senders` numbers, asking `question`."""
+    sender = f"whatsapp:+4477009{n % senders:05d}"
+    sid = f"SM{prefix}{n:024x}"
+    return {
+        "MessageSid": sid,
+        "SmsMessageSid": sid,
+        "AccountSid": "AC" + "1" * 32,
+        "From": sender,
+        "To": "whatsapp:+14155238886",
+        "Body": f"@agent {question}",
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "ProfileName": "Bench",
+        "WaId": sender.rpartition("+")[2],
+    }
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

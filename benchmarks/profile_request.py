@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlencode
 
-from _common import QMSUM, REPO_ROOT, percentile, table
+from _common import QMSUM, REPO_ROOT, percentile, table, webhook_form
 from twilio.request_validator import RequestValidator
 
 TOKEN = "profile-auth-token-0123456789abcdef"
@@ -177,20 +177,8 @@ def build_requests(count: int, senders: int) -> list[tuple[bytes, str]]:
     prefix = uuid.uuid4().hex[:8]
     built = []
     for n in range(1, count + 1):
-        sender = f"whatsapp:+4477009{n % senders:05d}"
-        sid = f"SM{prefix}{n:024x}"
-        form = {
-            "MessageSid": sid,
-            "SmsMessageSid": sid,
-            "AccountSid": "AC" + "1" * 32,
-            "From": sender,
-            "To": "whatsapp:+14155238886",
-            "Body": f"@agent {QUESTIONS[n % len(QUESTIONS)]} (#{10000 + n})",
-            "NumMedia": "0",
-            "NumSegments": "1",
-            "ProfileName": "Profile",
-            "WaId": sender.rpartition("+")[2],
-        }
+        question = f"{QUESTIONS[n % len(QUESTIONS)]} (#{10000 + n})"
+        form = webhook_form(n, senders, prefix, question)
         built.append(
             (urlencode(form).encode(), validator.compute_signature(PUBLIC_URL + WEBHOOK, form))
         )

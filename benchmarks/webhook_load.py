@@ -49,6 +49,7 @@ from _common import (
     rss_mb,
     table,
     wait_http,
+    webhook_form,
     write_section,
 )
 from twilio.request_validator import RequestValidator
@@ -158,24 +159,11 @@ class Requests:
         built = []
         for _ in range(count):
             n = self.counter = self.counter + 1
-            sender = f"whatsapp:+4477009{n % self.senders:05d}"
-            sid = f"SM{self.prefix}{n:024x}"
             # A distinct number per question, so no answer cache could serve repeats.
             question = f"{QUESTIONS[n % len(QUESTIONS)]} (#{10000 + n})"
             if hang_every and n % hang_every == 0:
                 question += f" {HANG_MARKER}"
-            form = {
-                "MessageSid": sid,
-                "SmsMessageSid": sid,
-                "AccountSid": "AC" + "1" * 32,
-                "From": sender,
-                "To": "whatsapp:+14155238886",
-                "Body": f"@agent {question}",
-                "NumMedia": "0",
-                "NumSegments": "1",
-                "ProfileName": "Bench",
-                "WaId": sender.rpartition("+")[2],
-            }
+            form = webhook_form(n, self.senders, self.prefix, question)
             body = urlencode(form).encode()
             head = (
                 f"POST {WEBHOOK} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"

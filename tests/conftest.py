@@ -20,9 +20,20 @@ from bot.settings import Settings
 from tests.fakes.answerers import FakeAnswerer
 from tests.fakes.knowledge import FakeKnowledge
 from tests.fakes.mistral_server import MistralStub
+from tests.fakes.twilio_media import MediaHost
 from tests.services import unavailable
 from tests.services.postgres import pg_cluster_url, pg_url, postgres, postgres_cluster  # noqa: F401
-from tests.support import ALICE, PUBLIC_URL, QMSUM_DIR, SAMPLE, TOKEN, WEBHOOK, sign, twilio_form
+from tests.support import (
+    ALICE,
+    APP_MEDIA_AUTH,
+    PUBLIC_URL,
+    QMSUM_DIR,
+    SAMPLE,
+    TOKEN,
+    WEBHOOK,
+    sign,
+    twilio_form,
+)
 
 # Throwaway servers, each started only when a test asks for it.
 pytest_plugins = ["tests.services.redis", "tests.services.falkordb", "tests.history.stores"]
@@ -142,3 +153,18 @@ def mistral() -> Iterator[MistralStub]:
     """A local HTTP server speaking Mistral's API, driven through the real SDK."""
     with MistralStub() as stub:
         yield stub
+
+
+@pytest.fixture
+def twilio_api() -> Iterator[MediaHost]:
+    """A stand-in of Twilio's API host for the apps' account: demands its Basic credentials
+    (scripted to redirect each media URL to the `cdn`)."""
+    with MediaHost(require_auth=APP_MEDIA_AUTH) as host:
+        yield host
+
+
+@pytest.fixture
+def cdn() -> Iterator[MediaHost]:
+    """The host Twilio redirects media to (another port, so another origin); asks for nothing."""
+    with MediaHost() as host:
+        yield host

@@ -26,6 +26,7 @@ from bot.settings import Settings
 from tests.fakes.answerers import FakeAnswerer
 from tests.fakes.clock import Clock
 from tests.fakes.knowledge import FakeKnowledge
+from tests.fakes.twilio_media import ACCOUNT_SID, basic_auth
 
 # Paths.
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +37,8 @@ QMSUM_DIR = REPO.parent / "shared" / "datasets" / "qmsum-val"
 
 # The app as the tests configure it, and who writes to it.
 TOKEN = "test-auth-token-0123456789abcdef"
+# The apps' account fetches media with its SID and this token (the stand-in checks them).
+APP_MEDIA_AUTH = basic_auth(ACCOUNT_SID, TOKEN)
 PUBLIC_URL = "https://bot.example.com"
 WEBHOOK = "/whatsapp/webhook"
 API_KEY = "sk-test-0123456789abcdef"  # what the Mistral stand-in is called with

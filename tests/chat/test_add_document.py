@@ -4,7 +4,6 @@ stand-in), ingest into the real SQLite store, and the answers that follow."""
 
 from __future__ import annotations
 
-import base64
 import itertools
 import threading
 import time
@@ -26,15 +25,21 @@ from bot.texts import (
     DOCUMENT_UNSUPPORTED,
     DOCUMENT_WRONG_TYPE,
 )
-from tests.fakes.twilio_media import ACCOUNT_SID, MediaHost, Served, media_path, redirect
+from tests.fakes.twilio_media import ACCOUNT_SID, Served, media_path, redirect
 from tests.knowledge.conftest import BOARD_MINUTES, docx_bytes, encrypted_pdf, pdf_bytes
-from tests.support import ALICE, BOB, CAROL, SAMPLE, TOKEN, reply_texts_of, twilio_form
+from tests.support import (
+    ALICE,
+    APP_MEDIA_AUTH,
+    BOB,
+    CAROL,
+    SAMPLE,
+    reply_texts_of,
+    twilio_form,
+)
 
 PDF = "application/pdf"
 MINUTES = pdf_bytes(BOARD_MINUTES, title="Board minutes March")
 NAIROBI = "@agent What budget did the board approve for the Nairobi office?"
-# The tests' Twilio auth token signs the webhooks and opens the media (one account).
-BASIC = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{TOKEN}".encode()).decode()
 _media_numbers = itertools.count(1)
 
 
@@ -58,22 +63,7 @@ class GatedOcr:
 
 
 @pytest.fixture
-def api() -> Iterator[MediaHost]:
-    """Twilio's API host: demands the account's Basic credentials, redirects to the CDN."""
-    host = MediaHost(require_auth=BASIC)
-    yield host
-    host.stop()
-
-
-@pytest.fixture
-def cdn() -> Iterator[MediaHost]:
-    host = MediaHost()
-    yield host
-    host.stop()
-
-
-@pytest.fixture
-def make_bot(settings_for, api) -> Iterator[Callable[..., Flask]]:
+def make_bot(settings_for, twilio_api) -> Iterator[Callable[..., Flask]]:
     """Factory: an app with the sample knowledge, ALICE its admin, media from the stand-in;
     `ocr` reads scans; settings as keyword overrides. Adds still running end before close."""
     apps: list[Flask] = []
@@ -81,7 +71,7 @@ def make_bot(settings_for, api) -> Iterator[Callable[..., Flask]]:
     def build(ocr=None, **overrides) -> Flask:
         values = {
             "admin_senders": (ALICE,),
-            "twilio_media_base_url": api.base_url,
+            "twilio_media_base_url": twilio_api.base_url,
             "twilio_account_sid": ACCOUNT_SID,
             **overrides,
         }
@@ -110,7 +100,7 @@ def phone_sources(app: Flask) -> list[str]:
 
 
 @pytest.fixture
-def send(signed_post, api, cdn) -> Callable[..., list[str]]:
+def send(signed_post, twilio_api, cdn) -> Callable[..., list[str]]:
     """Send a message to an app: text alone, or with a file published on the stand-ins."""
 
     def post(app: Flask, body: str, sender: str = ALICE, file: bytes | None = None, type=PDF):
@@ -118,7 +108,7 @@ def send(signed_post, api, cdn) -> Callable[..., list[str]]:
         if file is not None:
             number = next(_media_numbers)
             on_cdn = cdn.serve(f"/file/{number}", Served(body=file))
-            url = api.serve(media_path(number), redirect(on_cdn))
+            url = twilio_api.serve(media_path(number), redirect(on_cdn))
             extra = {"NumMedia": "1", "MediaUrl0": url, "MediaContentType0": type}
         form = twilio_form(body, sender, **extra)
         return reply_texts_of(signed_post(app.test_client(), form))
@@ -126,14 +116,14 @@ def send(signed_post, api, cdn) -> Callable[..., list[str]]:
     return post
 
 
-def test_an_admin_adds_a_pdf_and_a_question_is_answered_from_it(make_bot, send, api, cdn):
+def test_an_admin_adds_a_pdf_and_a_question_is_answered_from_it(make_bot, send, twilio_api, cdn):
     app = make_bot()
     [before] = send(app, NAIROBI, BOB)  # answered from the sample notes, and cached
     assert "40,000" not in before
     started = time.monotonic()
     assert send(app, "@agent add", file=MINUTES) == ["Added Board minutes March: 3 passages"]
     assert time.monotonic() - started < 5  # the request's deadline (settings_for: 5 s)
-    assert [seen.authorization for seen in api.seen] == [BASIC]
+    assert [seen.authorization for seen in twilio_api.seen] == [APP_MEDIA_AUTH]
     assert [seen.authorization for seen in cdn.seen] == [None]  # the credentials stay put
     assert phone_sources(app) == ["whatsapp/board-minutes-march"]
     # CAROL's first question is served from the cache when the knowledge is unchanged: the
@@ -168,20 +158,22 @@ def test_the_same_file_again_changes_nothing_and_a_new_version_replaces_the_old(
     assert knowledge(app).counts()["chunks"] == counts["chunks"] + 1
 
 
-def test_a_non_admins_document_is_refused_unread_and_nothing_is_stored(make_bot, send, api, cdn):
+def test_a_non_admins_document_is_refused_unread_and_nothing_is_stored(
+    make_bot, send, twilio_api, cdn
+):
     app = make_bot()
     before = knowledge(app).documents(), knowledge(app).version()
     assert send(app, "@agent add", BOB, file=MINUTES) == [DOCUMENT_REFUSED]
     assert send(app, "", BOB, file=MINUTES) == [DOCUMENT_REFUSED]
-    assert api.seen == [] and cdn.seen == []  # not even downloaded
+    assert twilio_api.seen == [] and cdn.seen == []  # not even downloaded
     assert (knowledge(app).documents(), knowledge(app).version()) == before
     assert not (Path(app.extensions["bot"].settings.data_dir) / "pending-adds").exists()
     # An admin's document without "add" gets the hint, and is not downloaded either.
     assert send(app, "Board minutes", file=MINUTES) == [DOCUMENT_HINT.format(trigger="@agent")]
-    assert api.seen == [] and phone_sources(app) == []
+    assert twilio_api.seen == [] and phone_sources(app) == []
 
 
-def test_other_attachments_captioned_add_say_what_can_be_added(make_bot, send, api) -> None:
+def test_other_attachments_captioned_add_say_what_can_be_added(make_bot, send, twilio_api) -> None:
     app = make_bot()
     sheet = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert send(app, "@agent add", file=b"PK\x03\x04sheet", type=sheet) == [DOCUMENT_UNSUPPORTED]
@@ -192,7 +184,7 @@ def test_other_attachments_captioned_add_say_what_can_be_added(make_bot, send, a
         app, "@agent who attended the UNEA meeting?", BOB, file=b"\x89PNG", type="image/png"
     )
     assert "Amara Okafor" in answer
-    assert api.seen == [] and phone_sources(app) == []
+    assert twilio_api.seen == [] and phone_sources(app) == []
 
 
 def test_a_slow_add_replies_in_time_and_the_next_reply_tells_how_it_went(make_bot, send):

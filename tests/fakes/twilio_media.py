@@ -12,7 +12,14 @@ from typing import Any
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "media-test-token-0123456789abcdef"
-BASIC = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+
+
+def basic_auth(account_sid: str, auth_token: str) -> str:
+    """The Authorization header Twilio's API host demands of this account."""
+    return "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+
+
+BASIC = basic_auth(ACCOUNT_SID, AUTH_TOKEN)
 # A trickle that nothing cut short ends after this, so a broken client fails, not hangs.
 TRICKLE_FOR = 5.0
 
@@ -114,6 +121,12 @@ class MediaHost:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
+
+    def __enter__(self) -> MediaHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def url(self, path: str) -> str:
         return self.base_url + path

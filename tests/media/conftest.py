@@ -20,18 +20,10 @@ RETRY_PAUSE = 0.05
 
 @pytest.fixture
 def api() -> Iterator[MediaHost]:
-    """Twilio's API host: demands the account's Basic credentials."""
-    host = MediaHost(require_auth=BASIC)
-    yield host
-    host.stop()
-
-
-@pytest.fixture
-def cdn() -> Iterator[MediaHost]:
-    """The host Twilio redirects to (another port, so another origin); asks for nothing."""
-    host = MediaHost()
-    yield host
-    host.stop()
+    """Twilio's API host for the fakes' account: demands its Basic credentials (`cdn`, the
+    host it redirects to, is tests/conftest.py's)."""
+    with MediaHost(require_auth=BASIC) as host:
+        yield host
 
 
 @pytest.fixture

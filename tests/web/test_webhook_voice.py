@@ -3,9 +3,7 @@ local stand-ins, the real Mistral SDK against the Mistral stand-in, the sample k
 
 from __future__ import annotations
 
-import base64
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,29 +13,12 @@ from bot.texts import MEDIA_REPLY, VOICE_FAILED, VOICE_OFF
 from tests.fakes.mistral_server import MistralStub
 from tests.fakes.transcriber import FakeTranscriber
 from tests.fakes.twilio_media import ACCOUNT_SID, MediaHost, Served, media_path, redirect
-from tests.support import API_KEY, TOKEN, reply_texts_of, twilio_form
+from tests.support import API_KEY, APP_MEDIA_AUTH, reply_texts_of, twilio_form
 
 # A WhatsApp voice note as far as the checks go: an Ogg page header, then Opus data.
 OGG = b"OggS\x00\x02" + bytes(20) + b"OpusHead\x01\x01" + bytes(400)
-# The app's auth token signs webhooks and, with the account SID, fetches media.
-BASIC = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{TOKEN}".encode()).decode()
 HEARD = "Who attended the UNEA preparation meeting?"
 MODEL = "voxtral-test-latest"
-
-
-@pytest.fixture
-def twilio_api() -> Iterator[MediaHost]:
-    """Twilio's API host: demands the account's Basic credentials, redirects to the CDN."""
-    host = MediaHost(require_auth=BASIC)
-    yield host
-    host.stop()
-
-
-@pytest.fixture
-def cdn() -> Iterator[MediaHost]:
-    host = MediaHost()
-    yield host
-    host.stop()
 
 
 @pytest.fixture
@@ -79,7 +60,7 @@ def test_a_voice_note_is_answered_from_the_knowledge_with_what_was_heard_first(
     assert heading == f'🎤 "{HEARD}"'
     assert "Amara Okafor" in answer and "UNEA-8 preparation meeting" in answer
     # The credentials went to Twilio's API host only, the audio to the transcription.
-    assert [seen.authorization for seen in twilio_api.seen] == [BASIC]
+    assert [seen.authorization for seen in twilio_api.seen] == [APP_MEDIA_AUTH]
     assert [seen.authorization for seen in cdn.seen] == [None]
     (request,) = mistral.transcription_requests
     assert (request.files["file"].data, request.files["file"].content_type) == (OGG, "audio/ogg")
