@@ -376,7 +376,7 @@ class _CProfile(_NoProfiler):
         import pstats
 
         out = io.StringIO()
-        pstats.Stats(self.profiler, stream=out).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(self.profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(40)
         return out.getvalue()
 
 

@@ -63,26 +63,53 @@ def asks(sentence: Sentence) -> bool:
     return sentence.unit.body.rstrip().endswith("?")
 
 
+class Parsed(NamedTuple):
+    """What an answer needs of one passage whatever the question: its sentences, each
+    with the key that tells a quote of it in another passage, and the passage's stems."""
+
+    sentences: tuple[tuple[str, Sentence], ...]  # rank 0, source "": set per answer
+    stems: frozenset[str]  # content stems of the title and text: the passage's cover
+
+
+# A message's extractive answer parses its ten passages, and a team's questions bring back
+# the same passages again and again: parsed once per process, not once per message (half
+# of the answer's CPU, issue 19). Keyed by everything the parse reads; ~12 KB a passage.
+PARSED_PASSAGES = 1024
+
+
+@lru_cache(maxsize=PARSED_PASSAGES)
+def parse(text: str, title: str, speakers: tuple[str, ...]) -> Parsed:
+    """A passage's sentences (headings included) and stems, for any question."""
+    known = set(speakers)
+    sentences = tuple(
+        (" ".join(unit.text.lower().split()), _sentence(unit, index, known))
+        for index, unit in enumerate(units(text, title))
+    )
+    return Parsed(sentences, frozenset(content_stems(f"{title}\n{text}")))
+
+
+def _parsed(passage: Passage) -> Parsed:
+    return parse(passage.text or "", passage.title or "", tuple(passage.speakers or ()))
+
+
 def passage_sentences(passages: list[Passage]) -> list[list[Sentence]]:
     """Each passage's units in order; a sentence quoted by an earlier passage is dropped."""
     seen: set[str] = set()
     found: list[list[Sentence]] = []
     for rank, passage in enumerate(passages):
         source = " ".join((passage.source or "").split()) or "knowledge base"
-        speakers = set(passage.speakers or ())
         kept: list[Sentence] = []
-        for index, unit in enumerate(units(passage.text or "", passage.title or "")):
-            key = " ".join(unit.text.lower().split())
-            if not unit.heading:
+        for key, sentence in _parsed(passage).sentences:
+            if not sentence.unit.heading:
                 if key in seen:
                     continue
                 seen.add(key)
-            kept.append(_sentence(unit, rank, index, source, speakers))
+            kept.append(sentence._replace(rank=rank, source=source))
         found.append(kept)
     return found
 
 
-def _sentence(unit: Unit, rank: int, index: int, source: str, speakers: set[str]) -> Sentence:
+def _sentence(unit: Unit, index: int, speakers: set[str]) -> Sentence:
     by_person = bool(unit.speaker) and (unit.speaker in speakers or len(unit.speaker.split()) > 1)
     # A label names the line's topic ("Attendees:"); a date label is no topic word.
     label = _label_stems(unit.label)
@@ -100,7 +127,7 @@ def _sentence(unit: Unit, rank: int, index: int, source: str, speakers: set[str]
         text_words = words(text)
         text_count, stems = len(text_words), frozenset(stems_of(text_words))
     count = len(body_words) if by_person else text_count
-    return Sentence(unit, stems, body, label, rank, index, source, by_person, count)
+    return Sentence(unit, stems, body, label, 0, index, "", by_person, count)
 
 
 # Labels and "Speaker: " prefixes are a small vocabulary (the team's names, "Attendees"), and
@@ -146,8 +173,7 @@ class Scorer:
         # How much of the question each passage (title included) covers: an "Attendees:"
         # line in a passage that never names the meeting asked about is about another one.
         self.cover = [
-            sum(weights[s] for s in content_stems(f"{p.title}\n{p.text}") & weights.keys()) / total
-            for p in passages
+            sum(weights[s] for s in _parsed(p).stems & weights.keys()) / total for p in passages
         ]
         # Rare words in the retrieved text say more than words every sentence shares; a
         # word only a heading holds is as rare as a word can be.

@@ -278,3 +278,18 @@ def test_the_sample_questions_are_answered(sample_store):
     ]
     share = 1 - len(missed) / len(questions)
     assert share >= 0.9, [q.question for q in missed]
+
+
+def test_a_passage_parsed_for_one_answer_keeps_each_later_answers_own_source_and_rank():
+    # Passages are parsed once per process (issue 19); what the parse cannot know (where
+    # the passage ranks, the source it is cited as) must still come from each answer.
+    text = "The Nairobi budget is 4,000 euros. Travel is booked for March."
+    first = ask("what is the Nairobi budget?", [Passage(text, "Minutes, 2026-03-01", 1.0)])
+    other = Passage("The Lima budget is 9,000 euros.", "Lima notes", 1.0)
+    again = ask(
+        "what is the Nairobi budget?", [other, Passage(text, "Board minutes, 2026-03-02", 0.9)]
+    )
+    assert first.sources == ("Minutes, 2026-03-01",)
+    assert "Board minutes, 2026-03-02" in again.sources
+    assert "Minutes, 2026-03-01" not in again.text
+    assert bullets(again.text)[0].startswith("The Nairobi budget is 4,000 euros.")
