@@ -1,7 +1,8 @@
 """Where one webhook request's time goes, stage by stage, one message at a time.
 
     python benchmarks/profile_request.py [--messages 400] [--model] [--postgres]
-                                         [--profiler pyinstrument|cprofile] [--no-qmsum]
+                                         [--profiler pyinstrument|cprofile|cprofile-own]
+                                         [--no-qmsum] [--qmsum-questions]
 
 Builds the app in this process as `gunicorn.conf.py` would run it (signatures checked, the
 per-sender limit on, INFO logging to a file and to stdout, which is sent to a file here),
@@ -16,7 +17,9 @@ Model-free by default: no key, so answers are extractive (the answer stage is th
 sentence scoring). `--model` starts benchmarks/mistral_standin.py at latency 0 and answers
 through the real `mistralai` SDK instead, as the load benchmark's scenario (a) does.
 `--profiler` adds a call-tree profile of the same messages (pyinstrument, from
-requirements-dev.txt, or the standard library's cProfile).
+requirements-dev.txt, or the standard library's cProfile). `--qmsum-questions` asks QMSum's
+272 questions instead of a few sample ones: the answerer's per-process caches meet fewer
+passages twice, as with a team whose questions rarely repeat.
 """
 
 from __future__ import annotations
@@ -171,13 +174,26 @@ def write_config(scratch: Path) -> Path:
     return config
 
 
-def build_requests(count: int, senders: int) -> list[tuple[bytes, str]]:
+def qmsum_questions() -> tuple[str, ...]:
+    """Every question of the QMSum meetings, specific and general (272): far more distinct
+    passages than QUESTIONS bring back, so few are met twice."""
+    found = []
+    for path in sorted(QMSUM.glob("*.json")):
+        meeting = json.loads(path.read_text(encoding="utf-8"))
+        for key in ("specific_query_list", "general_query_list"):
+            found += [item["query"] for item in meeting.get(key, [])]
+    return tuple(found)
+
+
+def build_requests(
+    count: int, senders: int, questions: Sequence[str] = QUESTIONS
+) -> list[tuple[bytes, str]]:
     """Signed form bodies from `senders` numbers, each question distinct (no cache hits)."""
     validator = RequestValidator(TOKEN)
     prefix = uuid.uuid4().hex[:8]
     built = []
     for n in range(1, count + 1):
-        question = f"{QUESTIONS[n % len(QUESTIONS)]} (#{10000 + n})"
+        question = f"{questions[n % len(questions)]} (#{10000 + n})"
         form = webhook_form(n, senders, prefix, question)
         built.append(
             (urlencode(form).encode(), validator.compute_signature(PUBLIC_URL + WEBHOOK, form))
@@ -290,7 +306,8 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict:
             "handler": services.handler,
         }
         instrument(clock, components)
-        requests = build_requests(args.warmup + args.messages, args.senders)
+        questions = qmsum_questions() if args.qmsum_questions else QUESTIONS
+        requests = build_requests(args.warmup + args.messages, args.senders, questions)
         for body, signature in requests[: args.warmup]:
             status, _ = call(app, environ_for(body, signature))
             assert status.startswith("200"), status
@@ -330,6 +347,7 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict:
         "profile": profiler.report(),
         "history": "postgresql" if args.postgres else "sqlite",
         "answers": "mistralai SDK, stand-in at latency 0" if args.model else "extractive (no key)",
+        "questions": f"QMSum's {len(questions)}" if args.qmsum_questions else f"{len(questions)}",
     }
 
 
@@ -361,10 +379,11 @@ class _PyInstrument(_NoProfiler):
 
 
 class _CProfile(_NoProfiler):
-    def __init__(self) -> None:
+    def __init__(self, sort: str) -> None:
         import cProfile
 
         self.profiler = cProfile.Profile()
+        self.sort = sort  # "cumulative" (what calls what) or "tottime" (where CPU goes)
 
     def __enter__(self) -> None:
         self.profiler.enable()
@@ -376,15 +395,15 @@ class _CProfile(_NoProfiler):
         import pstats
 
         out = io.StringIO()
-        pstats.Stats(self.profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(40)
+        pstats.Stats(self.profiler, stream=out).sort_stats(self.sort).print_stats(40)
         return out.getvalue()
 
 
 def _profiler(kind: str) -> _NoProfiler:
     if kind == "pyinstrument":
         return _PyInstrument()
-    if kind == "cprofile":
-        return _CProfile()
+    if kind.startswith("cprofile"):
+        return _CProfile("tottime" if kind == "cprofile-own" else "cumulative")
     return _NoProfiler()
 
 
@@ -422,7 +441,8 @@ def report(figures: dict, messages: int) -> str:
     lat = figures["latencies"]
     lines = [
         f"Profile of {messages} messages, one at a time, in process: {figures['history']} "
-        f"history, answers {figures['answers']}. {figures['summary']}",
+        f"history, answers {figures['answers']}, {figures['questions']} questions. "
+        f"{figures['summary']}",
         "",
         table(["stage", "CPU ms / msg", "elapsed ms / msg", "calls / msg", "CPU share"], rows),
         "",
@@ -442,7 +462,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", action="store_true", help="answer through the SDK stand-in")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL history")
     parser.add_argument("--no-qmsum", dest="qmsum", action="store_false", help="sample only")
-    parser.add_argument("--profiler", choices=("none", "pyinstrument", "cprofile"), default="none")
+    parser.add_argument(
+        "--qmsum-questions",
+        action="store_true",
+        help="ask QMSum's 272 questions instead of the load benchmark's few",
+    )
+    parser.add_argument(
+        "--profiler",
+        choices=("none", "pyinstrument", "cprofile", "cprofile-own"),
+        default="none",
+        help="cprofile-own: functions by their own time, not their callees'",
+    )
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra app env"
     )
