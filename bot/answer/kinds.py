@@ -107,20 +107,31 @@ def carries(kind: str, text: str, by_person: bool, question: str, people: set[st
     `people`: the names known from the retrieved passages."""
     if kind == PERSON:
         # "Who said...?" is answered by the speaker; other names must be new to the question.
-        named = set(_TOKEN_RE.findall(text)) & people
-        return by_person or bool(named - _tokens(question)[0])
+        return by_person or bool((_words(text) & people) - _tokens(question)[0])
+    # The question's own words are no answer: "what will it cost?" is not answered by
+    # "the cost is a worry", nor "when is the deadline?" by "the deadline is tight".
+    return not _cues(kind, text) <= _tokens(question)[1]
+
+
+# carries() runs for every retrieved sentence and asked kind, and the same passages come
+# back for question after question (their sentences are parsed once: scoring.py). What it
+# finds in a sentence does not depend on the question, so it is found once: pure, keyed by
+# the exact text, bounded (a few MB at most).
+@lru_cache(maxsize=1 << 14)
+def _cues(kind: str, text: str) -> frozenset[str]:
+    """The lower-cased pieces of `text` that answer `kind` ("march 3", "€4,000"...)."""
     if kind == AMOUNT:  # "20 March" or "2026" is a date, not an amount
         text = _CUES[TIME].sub(" ", text)
     pattern = _CUES.get(kind)
     if pattern is None:
-        return False
-    # The question's own words are no answer: "what will it cost?" is not answered by
-    # "the cost is a worry", nor "when is the deadline?" by "the deadline is tight".
-    asked = _tokens(question)[1]
-    for match in pattern.finditer(text):  # a loop, not any(): this runs per sentence
-        if match.group(0).lower() not in asked:
-            return True
-    return False
+        return frozenset()
+    return frozenset(match.group(0).lower() for match in pattern.finditer(text))
+
+
+@lru_cache(maxsize=1 << 14)
+def _words(text: str) -> frozenset[str]:
+    """The words of `text` as written (a "who" answer names someone in it)."""
+    return frozenset(_TOKEN_RE.findall(text))
 
 
 # Cached: carries() asks this of every retrieved sentence for the same question; keyed by
