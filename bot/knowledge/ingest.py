@@ -167,6 +167,9 @@ def ingest_paths(
         if gone:
             store.remove(d.id for d in gone)
         summary.removed = [d.source for d in gone]
+    optimize = getattr(store, "optimize", None)  # the SQLite store's; others need none
+    if optimize is not None and (batch.stored or summary.removed):
+        optimize()
     summary.seconds = clock() - started
     logger.info(
         "ingest: %d added, %d updated, %d unchanged, %d removed, %d chunks, %d errors, "
@@ -191,8 +194,10 @@ class _Batch:
         self.store = store
         self.upsert_many = getattr(store, "upsert_many", None)
         self.docs: list[Document] = []
+        self.stored = 0
 
     def add(self, doc: Document) -> None:
+        self.stored += 1
         if self.upsert_many is None:
             self.store.upsert(doc)
             return

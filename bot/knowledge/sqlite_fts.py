@@ -273,6 +273,14 @@ class SqliteKnowledgeStore:
                     self.vectors.write(conn, doc.id, codes[i])
             self._bump_version(conn)
 
+    def optimize(self) -> None:
+        """Merge each full-text index into one segment: an ingest of many batches leaves
+        a dozen, and every search looks each term up in each (about 15% of a search's
+        SQLite time at 4,000 chunks; 0.3 s of merging at 100,000)."""
+        with self._transaction() as conn:
+            for table in ("chunk_fts", "doc_fts"):
+                conn.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
+
     def remove(self, document_ids: Iterable[str]) -> int:
         """Delete these documents and their chunks; how many existed (the version changes
         when any did, so answers cached from them are no longer served)."""
