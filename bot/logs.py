@@ -11,6 +11,7 @@ import queue
 import re
 import sys
 import threading
+import time
 import uuid
 from contextvars import ContextVar
 from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
@@ -110,12 +111,16 @@ class _Enqueue(QueueHandler):
 
     def flush(self) -> None:
         """Return once every line queued so far is written (tests read the file next)."""
-        thread = getattr(self.writer, "_thread", None)
+        writer = self.writer  # read once: _stop() may set it to None meanwhile
+        thread = getattr(writer, "_thread", None)
         if thread is not None and thread.is_alive() and threading.current_thread() is not thread:
             written = threading.Event()
             self.queue.put_nowait(written)  # the writer sets it after the lines before it
-            self.writer.hurry.set()  # type: ignore[union-attr]
-            written.wait(FLUSH_SECONDS)
+            writer.hurry.set()  # type: ignore[union-attr]
+            # In steps: a writer stopped meanwhile never sets it (its lines are written).
+            until = time.monotonic() + FLUSH_SECONDS
+            while not written.wait(0.05) and thread.is_alive() and time.monotonic() < until:
+                pass
         for target in self.targets:
             target.flush()
 

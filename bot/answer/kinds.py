@@ -107,7 +107,8 @@ def carries(kind: str, text: str, by_person: bool, question: str, people: set[st
     `people`: the names known from the retrieved passages."""
     if kind == PERSON:
         # "Who said...?" is answered by the speaker; other names must be new to the question.
-        return by_person or bool((_words(text) & people) - _tokens(question)[0])
+        named = set(_TOKEN_RE.findall(text)) & people
+        return by_person or bool(named - _tokens(question)[0])
     # The question's own words are no answer: "what will it cost?" is not answered by
     # "the cost is a worry", nor "when is the deadline?" by "the deadline is tight".
     return not _cues(kind, text) <= _tokens(question)[1]
@@ -116,8 +117,9 @@ def carries(kind: str, text: str, by_person: bool, question: str, people: set[st
 # carries() runs for every retrieved sentence and asked kind, and the same passages come
 # back for question after question (their sentences are parsed once: scoring.py). What it
 # finds in a sentence does not depend on the question, so it is found once: pure, keyed by
-# the exact text, bounded (a few MB at most).
-@lru_cache(maxsize=1 << 14)
+# the exact text; about 750 bytes an entry, so 3 MB at most (the sentences of the ~50
+# passages the last few questions brought back, for the kinds they asked).
+@lru_cache(maxsize=1 << 12)
 def _cues(kind: str, text: str) -> frozenset[str]:
     """The lower-cased pieces of `text` that answer `kind` ("march 3", "€4,000"...)."""
     if kind == AMOUNT:  # "20 March" or "2026" is a date, not an amount
@@ -126,12 +128,6 @@ def _cues(kind: str, text: str) -> frozenset[str]:
     if pattern is None:
         return frozenset()
     return frozenset(match.group(0).lower() for match in pattern.finditer(text))
-
-
-@lru_cache(maxsize=1 << 14)
-def _words(text: str) -> frozenset[str]:
-    """The words of `text` as written (a "who" answer names someone in it)."""
-    return frozenset(_TOKEN_RE.findall(text))
 
 
 # Cached: carries() asks this of every retrieved sentence for the same question; keyed by

@@ -73,8 +73,10 @@ class Parsed(NamedTuple):
 
 # A message's extractive answer parses its ten passages, and a team's questions bring back
 # the same passages again and again: parsed once per process, not once per message (half
-# of the answer's CPU, issue 19). Keyed by everything the parse reads; ~12 KB a passage.
-PARSED_PASSAGES = 1024
+# of the answer's CPU, issue 19). Keyed by everything the parse reads. A 600-character
+# transcript passage holds about 17 KB parsed, one of short chat lines up to about 50 KB:
+# 9-27 MB per worker at most.
+PARSED_PASSAGES = 512
 
 
 @lru_cache(maxsize=PARSED_PASSAGES)

@@ -8,8 +8,9 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 
-from bot.logs import RedactingFormatter, configure_logging, log_path
+from bot.logs import RedactingFormatter, _stop, configure_logging, log_path
 from tests.support import REPO
 
 
@@ -78,3 +79,24 @@ def test_a_forked_worker_writes_its_own_lines(tmp_path):
     subprocess.run([sys.executable, "-c", script(body, log)], check=True, cwd=REPO, timeout=60)
     text = (tmp_path / "bot.log").read_text()
     assert "from the child" in text and "from the parent" in text
+
+
+def test_a_flush_that_races_the_writers_stop_returns_promptly(settings_for, monkeypatch):
+    # flush() on a request thread while the app is reconfigured or exiting (_stop): the
+    # writer may be gone between the check and the wait. Forced here: the stop runs
+    # inside the put.
+    configure_logging(settings_for(log_file=""))
+    handler = our_handler()
+    queued = handler.queue
+
+    class StopsFirst:
+        def put_nowait(self, item):
+            stopping = threading.Thread(target=_stop, args=(handler,))
+            stopping.start()
+            stopping.join()
+            queued.put_nowait(item)
+
+    monkeypatch.setattr(handler, "queue", StopsFirst())
+    started = time.monotonic()
+    handler.flush()
+    assert time.monotonic() - started < 1.0
