@@ -136,6 +136,7 @@ ON CONFLICT (message_sid) DO UPDATE
       AND (deliveries.owner = EXCLUDED.owner OR deliveries.updated_at < to_timestamp(%(stale)s))
 RETURNING 1
 """
+CLAIMED = "SELECT state, reply FROM deliveries WHERE message_sid = %s"
 
 # One pruning step (see PruneSchedule), each statement bounded by PRUNE_BATCH rows; rows
 # another transaction holds (a claim, a forget) are left for the next step.
@@ -182,19 +183,15 @@ class PostgresDeliveries(PostgresPart):
             "stale": now - STALE_CLAIM_SECONDS,
         }
 
-        def work(cur: Any) -> Delivery:
-            cur.execute(CLAIM, args)
-            if cur.fetchone():
-                return Delivery("new")
-            cur.execute(
-                "SELECT state, reply FROM deliveries WHERE message_sid = %s", (message_sid,)
-            )
-            row = cur.fetchone()
-            # No row: answered before its id was pruned, or released a moment ago (which a
-            # wait for the pending claim would also have ended in): nothing to send.
-            return Delivery(row[0], row[1]) if row else Delivery("done")
-
-        return self.db.run(deadline, work)
+        # One round trip each, not a transaction's three: the claim is one statement, and
+        # the read after a refused one must see what another request committed meanwhile,
+        # which a statement of its own does (READ COMMITTED: a snapshot per statement).
+        if self.db.rows(deadline, CLAIM, args):
+            return Delivery("new")
+        found = self.db.rows(deadline, CLAIMED, (message_sid,))
+        # No row: answered before its id was pruned, or released a moment ago (which a
+        # wait for the pending claim would also have ended in): nothing to send.
+        return Delivery(*found[0]) if found else Delivery("done")
 
     def _prune_step(self, now: float, deadline: Deadline) -> int:
         """Delete ids past their window, blank reply text past its window (bounded)."""
