@@ -255,6 +255,27 @@ class Turns:
                 self._held, self._owner = False, 0
 
 
+# Switching a file to WAL needs it to itself for a moment. Two connections asking at once
+# (gunicorn's workers opening a new data directory together) deadlock inside SQLite, which
+# refuses one of them at once, without waiting in its busy handler: so it is asked again.
+WAL_SECONDS = 5.0
+
+
+def use_wal(conn: sqlite3.Connection, seconds: float = WAL_SECONDS) -> None:
+    """PRAGMA journal_mode=WAL (nothing to do once the file is in WAL), retried while
+    another connection is switching it, for `seconds` at most."""
+    until = time.monotonic() + seconds
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", sqlite3.SQLITE_BUSY)
+            if code & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= until:
+                raise
+            time.sleep(0.005)
+
+
 def begin_immediate(conn: sqlite3.Connection, deadline: Deadline) -> None:
     """BEGIN IMMEDIATE, retried every millisecond while another process writes, until the
     deadline (then the last "database is locked" error is raised)."""

@@ -16,12 +16,20 @@ from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.history.sqlite import SqliteHistoryStore
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
-from bot.sqlite_pool import BUSY_TIMEOUT_MS, PoolClosed, PoolTimeout, SqlitePool, Turns, TurnTimeout
+from bot.sqlite_pool import (
+    BUSY_TIMEOUT_MS,
+    PoolClosed,
+    PoolTimeout,
+    SqlitePool,
+    Turns,
+    TurnTimeout,
+    use_wal,
+)
 from tests.support import run_threads
 
 
 def wal(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA journal_mode=WAL")
+    use_wal(conn)  # as the stores do: four connections opened at once may all switch
 
 
 @pytest.fixture
@@ -297,3 +305,25 @@ def test_a_writer_waits_out_another_process_holding_the_write_lock(tmp_path: Pat
     other.execute("ROLLBACK")
     other.close()
     store.close()
+
+
+@pytest.mark.parametrize("store", [SqliteKnowledgeStore, SqliteHistoryStore])
+def test_workers_opening_a_new_data_directory_at_once_all_start(tmp_path: Path, store) -> None:
+    # gunicorn's workers open the same new files together on a fresh disk. Switching a file
+    # to WAL needs it to themselves, and two connections asking at once make SQLite refuse
+    # one at once ("database is locked"), without waiting: that worker would not boot.
+    # Connections in threads race as processes do; 20 fresh files, 8 openers each.
+    errors: list[BaseException] = []
+    for n in range(20):
+        path = str(tmp_path / f"{n}.sqlite3")
+        start = threading.Barrier(8)
+
+        def open_store(path: str = path, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                store(path).close()
+            except Exception as exc:  # collected: an assert in a thread would be lost
+                errors.append(exc)
+
+        run_threads(open_store, 8)
+    assert errors == []

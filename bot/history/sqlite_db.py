@@ -10,7 +10,14 @@ from pathlib import Path
 
 from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable
-from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool, Turns, begin_immediate, end_write
+from bot.sqlite_pool import (
+    DEFAULT_SIZE,
+    SqlitePool,
+    Turns,
+    begin_immediate,
+    end_write,
+    use_wal,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -101,7 +108,7 @@ WAIT_SECONDS = 5.0
 
 def _set_up(db: sqlite3.Connection) -> None:
     """Each new connection: WAL, so readers never wait for the writer."""
-    db.execute("PRAGMA journal_mode=WAL")
+    use_wal(db)
     db.execute("PRAGMA synchronous=NORMAL")
 
 

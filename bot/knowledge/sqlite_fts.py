@@ -20,7 +20,7 @@ from bot.knowledge.fts_query import build_match_query, fts_term, query_words
 from bot.knowledge.sqlite_vectors import SCHEMA as VECTOR_SCHEMA
 from bot.knowledge.store import Document, DocumentInfo
 from bot.models import Passage
-from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool
+from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool, use_wal
 
 if TYPE_CHECKING:
     from bot.knowledge.vector_leg import VectorLeg
@@ -75,7 +75,7 @@ GROUP BY lower(p.value) ORDER BY count(*) DESC, lower(p.value) LIMIT ?
 def _set_up(conn: sqlite3.Connection) -> None:
     """Each new connection: WAL, so readers never block the ingest writer."""
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    use_wal(conn)
     conn.execute("PRAGMA synchronous = NORMAL")
 
 
