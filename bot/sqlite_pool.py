@@ -267,13 +267,27 @@ def use_wal(conn: sqlite3.Connection, seconds: float = WAL_SECONDS) -> None:
     until = time.monotonic() + seconds
     while True:
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            break
         except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", sqlite3.SQLITE_BUSY)
-            if code & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= until:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or code & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= until:
                 raise
             time.sleep(0.005)
+    if str(mode).lower() not in ("wal", "memory"):
+        # A file system without shared memory (some network mounts): SQLite keeps its
+        # rollback journal, and readers then wait for every writer.
+        logger.warning(
+            "sqlite: %s stays in %s mode, not WAL: readers wait for writers", _name(conn), mode
+        )
+
+
+def _name(conn: sqlite3.Connection) -> str:
+    """The main database file's name (for a log line: not its directory)."""
+    try:
+        return os.path.basename(conn.execute("PRAGMA database_list").fetchone()[2]) or "memory"
+    except sqlite3.Error:
+        return "a database"
 
 
 def begin_immediate(conn: sqlite3.Connection, deadline: Deadline) -> None:

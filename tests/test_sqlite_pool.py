@@ -327,3 +327,12 @@ def test_workers_opening_a_new_data_directory_at_once_all_start(tmp_path: Path, 
 
         run_threads(open_store, 8)
     assert errors == []
+
+
+def test_a_file_that_cannot_use_wal_is_named_in_a_warning(tmp_path: Path, caplog) -> None:
+    # Without shared memory (as on some network mounts) SQLite keeps its rollback journal
+    # and says so only in the pragma's answer; readers would then wait for every writer.
+    conn = sqlite3.connect(f"file:{tmp_path / 'mounted.sqlite3'}?vfs=unix-none", uri=True)
+    use_wal(conn)
+    conn.close()
+    assert "sqlite: mounted.sqlite3 stays in delete mode, not WAL" in caplog.text

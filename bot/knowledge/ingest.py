@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge.catalog import stale
 from bot.knowledge.formats import max_bytes, supported_suffixes
 from bot.knowledge.ingest_file import (
@@ -169,7 +170,10 @@ def ingest_paths(
         summary.removed = [d.source for d in gone]
     optimize = getattr(store, "optimize", None)  # the SQLite store's; others need none
     if optimize is not None and (batch.stored or summary.removed):
-        optimize()
+        try:
+            optimize()
+        except KnowledgeUnavailable as exc:  # every document is stored by now: no failure
+            logger.warning("ingest: index merge skipped (%s); the next ingest merges it", exc)
     summary.seconds = clock() - started
     logger.info(
         "ingest: %d added, %d updated, %d unchanged, %d removed, %d chunks, %d errors, "

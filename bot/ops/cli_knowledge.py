@@ -35,6 +35,7 @@ def _services() -> Services:
 def ingest_command(paths: tuple[str, ...], prune: bool, reembed: bool) -> None:
     """Load documents and transcripts into the knowledge base (unchanged files are skipped).
     Every file not ingested is named; the exit code is 1 when any failed."""
+    from bot.errors import KnowledgeUnavailable
     from bot.knowledge.ingest import ingest_paths
 
     if not paths:
@@ -43,13 +44,19 @@ def ingest_command(paths: tuple[str, ...], prune: bool, reembed: bool) -> None:
         _reembed()
         return
     services = _services()
-    summary = ingest_paths(
-        services.knowledge,
-        list(paths),
-        progress=sys.stderr.isatty(),
-        prune=prune,
-        ocr=services.ocr,
-    )
+    try:
+        summary = ingest_paths(
+            services.knowledge,
+            list(paths),
+            progress=sys.stderr.isatty(),
+            prune=prune,
+            ocr=services.ocr,
+        )
+    except KnowledgeUnavailable as exc:
+        # Batches committed before the failure stay; a new run skips them as unchanged.
+        raise click.ClickException(
+            f"ingest stopped (the files stored so far are kept; run it again to finish): {exc}"
+        ) from None
     click.echo(
         f"Ingested {summary.documents_added} new and {summary.documents_updated} changed "
         f"documents ({summary.chunks} chunks, {summary.people} people); "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.deadline import Deadline
+from bot.errors import KnowledgeUnavailable
 from bot.knowledge.formats.base import document_id
 from bot.knowledge.ingest import discover, ingest_paths
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
@@ -149,3 +150,17 @@ def test_an_ingest_leaves_each_full_text_index_in_one_segment(
             assert conn.execute(f"SELECT count(DISTINCT segid) FROM {table}").fetchone() == (1,)
     best = store.search("audit of site 149", 1, Deadline(5))
     assert [p.document_id for p in best] == [document_id("many/note149.txt")]
+
+
+def test_a_merge_that_fails_after_the_documents_are_stored_fails_nothing(
+    store: SqliteKnowledgeStore, notes: Path, monkeypatch, caplog
+) -> None:
+    # Another writer (a document added from the phone) may hold the file past the wait.
+    def locked() -> None:
+        raise KnowledgeUnavailable("sqlite: database is locked")
+
+    monkeypatch.setattr(store, "optimize", locked)
+    summary = ingest_paths(store, [str(notes)], progress=False)
+    assert (summary.documents_added, summary.errors) == (4, [])
+    assert found(store, "audit") == {document_id("notes/budget.txt")}
+    assert "index merge skipped" in caplog.text

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from bot.errors import KnowledgeUnavailable
 from tests.services import free_port
 from tests.support import REPO, SAMPLE, serving
 
@@ -97,3 +98,18 @@ def test_quickstart_serves_and_chat_answers_over_http(tmp_path):
         assert chat.returncode == 0, chat.stderr
         assert "Amara Okafor" in chat.stdout
         assert "Sources:" in chat.stdout
+
+
+def test_ingest_says_in_one_line_when_the_store_fails(make_app, monkeypatch):
+    app = make_app(ingest=False)
+
+    def locked(docs):
+        raise KnowledgeUnavailable("sqlite: database is locked")
+
+    monkeypatch.setattr(app.extensions["bot"].knowledge, "upsert_many", locked)
+    result = app.test_cli_runner().invoke(args=["ingest", str(SAMPLE)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+    assert "ingest stopped (the files stored so far are kept; run it again to finish): " in (
+        result.output
+    )
