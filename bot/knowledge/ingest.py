@@ -149,7 +149,8 @@ def ingest_paths(
     an error line, and nothing of it is stored; a store failure (KnowledgeUnavailable)
     stops the run. `clock` times the run (tests pass their own). `prune` also removes the
     stored documents that came from the given folders (the same folder key) whose files
-    are gone. `ocr` reads PDFs without a text layer; without it they are skipped."""
+    are gone. `ocr` reads PDFs without a text layer; without it they are skipped. When
+    anything was stored or removed, a store that can (SQLite) merges its full-text index."""
     started = clock()
     summary = IngestSummary()
     files, summary.errors, summary.ignored = discover(paths)
