@@ -78,13 +78,15 @@ class FalkorDBServer:
 
     def start(self) -> None:
         """Start and wait until both protocols accept connections."""
-        self.process = subprocess.Popen(
-            [self.server, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--loadmodule", self.module, "BOLT_PORT", str(self.bolt_port),
-             # A save point makes SIGTERM write the data; none is ever reached by time.
-             "--save", "3600 1", "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        # The server's own lines, for the report of a crash (`log`).
+        with open(os.path.join(self.dir, "server.log"), "ab") as log:
+            self.process = subprocess.Popen(
+                [self.server, "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--loadmodule", self.module, "BOLT_PORT", str(self.bolt_port),
+                 # A save point makes SIGTERM write the data; none is ever reached by time.
+                 "--save", "3600 1", "--appendonly", "no", "--dir", self.dir],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         for _ in range(200):
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with status {self.process.returncode}")
@@ -106,6 +108,14 @@ class FalkorDBServer:
             self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             self.process.wait(timeout=20)
             self.process = None
+
+    def log(self, lines: int = 30) -> str:
+        """The last lines the server wrote (a crash report ends there)."""
+        try:
+            with open(os.path.join(self.dir, "server.log"), "rb") as log:
+                return b"".join(log.readlines()[-lines:]).decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
 
     def pause(self) -> None:
         """Freeze the process (SIGSTOP): connections stay open, nothing answers."""
@@ -163,7 +173,11 @@ def falkordb(falkordb_session: FalkorDBServer) -> FalkorDBServer:
     """The session's FalkorDB, running, with an empty graph."""
     if falkordb_session.paused:
         falkordb_session.resume()
-    if falkordb_session.process is None:
-        falkordb_session.start()
+    died = falkordb_session.process is not None and falkordb_session.process.poll() is not None
+    if died or falkordb_session.process is None:
+        falkordb_session.process = None
+        falkordb_session.start()  # one crash fails one test, not every later one
+    if died:
+        pytest.fail(f"FalkorDB had exited on its own; its last lines:\n{falkordb_session.log()}")
     falkordb_session.clear()
     return falkordb_session
