@@ -26,7 +26,7 @@ from bot.texts import (
     DOCUMENT_WRONG_TYPE,
 )
 from tests.fakes.twilio_media import ACCOUNT_SID, Served, media_path, redirect
-from tests.knowledge.conftest import BOARD_MINUTES, docx_bytes, encrypted_pdf, pdf_bytes
+from tests.office_files import BOARD_MINUTES, docx_bytes, encrypted_pdf, pdf_bytes
 from tests.support import (
     ALICE,
     APP_MEDIA_AUTH,

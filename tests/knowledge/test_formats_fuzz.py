@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from bot.knowledge.formats import ParseError, formats, parse_file
 from bot.knowledge.formats.base import make_document
 from bot.knowledge.store import Document
+from tests.office_files import pdf_from_objects
 
 # Seconds per parse. A linear parse of any input here takes at most a few milliseconds,
 # so a loaded 2-core CI machine has ample headroom; the old patterns took 10 s or more.
@@ -302,7 +303,6 @@ ONE_PAGE = b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>"
 
 
 def one_page(
-    pdf_with: Callable[[dict[int, bytes]], bytes],
     content: bytes,
     *,
     catalog: bytes = b"",
@@ -310,7 +310,7 @@ def one_page(
 ) -> bytes:
     """A one-page PDF whose page shows `content` (a content stream, its dictionary first)."""
     catalog = b"<< /Type /Catalog /Pages 2 0 R " + catalog + b" >>"
-    return pdf_with({1: catalog, 2: pages, 3: FONT, 4: content, 5: PAGE})
+    return pdf_from_objects({1: catalog, 2: pages, 3: FONT, 4: content, 5: PAGE})
 
 
 def stream(data: bytes, extra: bytes = b"") -> bytes:
@@ -351,11 +351,8 @@ LAUGHS = b"".join(
 
 
 @functools.cache
-def hostile_files(
-    base_docx: bytes, pdf_with: Callable[[dict[int, bytes]], bytes]
-) -> dict[str, tuple[str, bytes]]:
+def hostile_files(base_docx: bytes) -> dict[str, tuple[str, bytes]]:
     """id -> (file name, bytes): the structural attacks on pypdf and python-docx."""
-    page = functools.partial(one_page, pdf_with)
 
     def body(inner: bytes) -> bytes:
         return word_xml("document", b"<w:body>" + inner + b"</w:body>")
@@ -366,25 +363,27 @@ def hostile_files(
         for i in range(2_000)
     )
     return {
-        "pdf-nested-arrays": ("a.pdf", page(stream(b""), catalog=b"/X " + b"[" * 30_000)),
+        "pdf-nested-arrays": ("a.pdf", one_page(stream(b""), catalog=b"/X " + b"[" * 30_000)),
         "pdf-page-tree-cycle": (
             "a.pdf",
-            page(stream(b""), pages=b"<< /Type /Pages /Kids [2 0 R 5 0 R] /Count 2 >>"),
+            one_page(stream(b""), pages=b"<< /Type /Pages /Kids [2 0 R 5 0 R] /Count 2 >>"),
         ),
         "pdf-count-lies": (
             "a.pdf",
-            page(stream(b"BT /F1 9 Tf (x) Tj ET"), pages=ONE_PAGE.replace(b"1 >>", b"9999999 >>")),
+            one_page(
+                stream(b"BT /F1 9 Tf (x) Tj ET"), pages=ONE_PAGE.replace(b"1 >>", b"9999999 >>")
+            ),
         ),
         "pdf-same-page-many-times": (
             "a.pdf",
-            page(stream(b""), pages=b"<< /Type /Pages /Kids [" + b"5 0 R " * 20_000 + b"] >>"),
+            one_page(stream(b""), pages=b"<< /Type /Pages /Kids [" + b"5 0 R " * 20_000 + b"] >>"),
         ),
         "pdf-flate-bomb": (  # 80 MB of spaces in 80 KB: pypdf stops decompressing at 75 MB
             "a.pdf",
-            page(stream(zlib.compress(b" " * 80_000_000, 9), b"/Filter /FlateDecode")),
+            one_page(stream(zlib.compress(b" " * 80_000_000, 9), b"/Filter /FlateDecode")),
         ),
-        "pdf-unclosed-strings": ("a.pdf", page(stream(b"BT /F1 9 Tf " + b"(" * 100_000))),
-        "pdf-text-operators": ("a.pdf", page(stream(b"BT /F1 9 Tf " + b"(w) Tj " * 5_000))),
+        "pdf-unclosed-strings": ("a.pdf", one_page(stream(b"BT /F1 9 Tf " + b"(" * 100_000))),
+        "pdf-text-operators": ("a.pdf", one_page(stream(b"BT /F1 9 Tf " + b"(w) Tj " * 5_000))),
         "docx-deep-nesting": (
             "a.docx",
             docx_with(base_docx, word_document=body(b"<w:p>" + b"<w:r>" * 50_000)),
@@ -433,10 +432,8 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("case", HOSTILE)
-def test_hostile_pdf_and_word_files_raise_only_parse_error_in_time(
-    office_files, make_pdf_from_objects, case
-) -> None:
-    name, data = hostile_files(office_files["strategy-review.docx"], make_pdf_from_objects)[case]
+def test_hostile_pdf_and_word_files_raise_only_parse_error_in_time(office_files, case) -> None:
+    name, data = hostile_files(office_files["strategy-review.docx"])[case]
     elapsed, doc = parse_timed(lambda: parse_file(Path(name), data))
     assert elapsed < BOUND, f"{len(data):,} bytes took {elapsed:.2f}s"
     if doc is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.knowledge.formats import ParseError, docx, parse_file, pdf
+from tests.office_files import docx_bytes, encrypted_pdf, pdf_bytes
 
 LONG_PAGE = [f"Line {n} of the long budget annex lists one more cost in detail." for n in range(60)]
 
@@ -31,8 +32,8 @@ def test_pdf_chunks_carry_their_page(office_files) -> None:
     assert [c.seq for c in doc.chunks] == [0, 1, 2]
 
 
-def test_a_chunk_never_spans_two_pages(make_pdf) -> None:
-    doc = parse("annex.pdf", make_pdf([["Short first page."], LONG_PAGE, ["Closing page."]]))
+def test_a_chunk_never_spans_two_pages() -> None:
+    doc = parse("annex.pdf", pdf_bytes([["Short first page."], LONG_PAGE, ["Closing page."]]))
     assert locations(doc)[0] == "p. 1" and locations(doc)[-1] == "p. 3"
     annex = [c for c in doc.chunks if c.location == "p. 2"]
     assert len(annex) > 1  # a long page is several chunks, each labelled with it
@@ -40,14 +41,14 @@ def test_a_chunk_never_spans_two_pages(make_pdf) -> None:
     assert [c.seq for c in doc.chunks] == list(range(len(doc.chunks)))
 
 
-def test_pdf_title_from_a_title_line_else_metadata_else_the_file_name(make_pdf) -> None:
-    titled = make_pdf([["Title: Audit plan", "Date: 4 March 2026", "We met."]], title="Ignored")
+def test_pdf_title_from_a_title_line_else_metadata_else_the_file_name() -> None:
+    titled = pdf_bytes([["Title: Audit plan", "Date: 4 March 2026", "We met."]], title="Ignored")
     assert (parse("a.pdf", titled).title, parse("a.pdf", titled).date) == (
         "Audit plan",
         "2026-03-04",
     )
-    assert parse("a.pdf", make_pdf([["We met."]], title="Board call")).title == "Board call"
-    placeholder = make_pdf([["We met."]], title="Microsoft Word - minutes.docx")
+    assert parse("a.pdf", pdf_bytes([["We met."]], title="Board call")).title == "Board call"
+    placeholder = pdf_bytes([["We met."]], title="Microsoft Word - minutes.docx")
     assert parse("2026-01-05_board-call.pdf", placeholder).title == "Board call"
 
 
@@ -87,21 +88,21 @@ def test_protected_and_broken_files_raise_parse_error(office_files, name, messag
         parse(name, office_files[name])
 
 
-def test_a_pdf_protected_only_against_editing_is_read(office_files, encrypt_pdf) -> None:
+def test_a_pdf_protected_only_against_editing_is_read(office_files) -> None:
     # An owner password with an empty user password: any reader opens it without asking.
-    data = encrypt_pdf(office_files["board-minutes-march.pdf"], user_password="")
+    data = encrypted_pdf(office_files["board-minutes-march.pdf"], user_password="")
     assert locations(parse("minutes.pdf", data)) == ["p. 1", "p. 2", "p. 3"]
 
 
-def test_oversized_files_are_refused(make_pdf, make_docx, monkeypatch) -> None:
-    three_pages = make_pdf([["One."], ["Two."], ["Three."]])
+def test_oversized_files_are_refused(monkeypatch) -> None:
+    three_pages = pdf_bytes([["One."], ["Two."], ["Three."]])
     monkeypatch.setattr(pdf, "MAX_PAGES", 2)
     with pytest.raises(ParseError, match="too many pages"):
         parse("long.pdf", three_pages)
     monkeypatch.setattr(pdf, "MAX_BYTES", len(three_pages) - 1)
     with pytest.raises(ParseError, match="too large"):
         parse("big.pdf", three_pages)
-    word = make_docx([("", "Hello.")])
+    word = docx_bytes([("", "Hello.")])
     monkeypatch.setattr(docx, "MAX_UNPACKED_BYTES", 10_000)
     with pytest.raises(ParseError, match="too large unpacked"):
         parse("bomb.docx", word)
@@ -117,8 +118,8 @@ def test_word_chunks_carry_the_heading_they_are_under(office_files) -> None:
     assert "Mombasa" in doc.chunks[3].text and "Mombasa" not in budget
 
 
-def test_word_headings_are_found_by_outline_level_whatever_the_style_name(make_docx) -> None:
-    data = make_docx([("", "Intro."), ("Heading 1", "Finanzen"), ("", "Das Budget steht.")])
+def test_word_headings_are_found_by_outline_level_whatever_the_style_name() -> None:
+    data = docx_bytes([("", "Intro."), ("Heading 1", "Finanzen"), ("", "Das Budget steht.")])
     # A German Word names the style "Überschrift 1": renamed, with Word's outline level.
     with zipfile.ZipFile(io.BytesIO(data)) as source:
         parts = {info.filename: source.read(info) for info in source.infolist()}
@@ -134,14 +135,14 @@ def test_word_headings_are_found_by_outline_level_whatever_the_style_name(make_d
     assert locations(doc) == ["", "Finanzen"]
 
 
-def test_a_word_file_without_headings_has_unlabelled_chunks(make_docx) -> None:
-    doc = parse("notes.docx", make_docx([("", "Title: Call notes"), ("", "We met.")]))
+def test_a_word_file_without_headings_has_unlabelled_chunks() -> None:
+    doc = parse("notes.docx", docx_bytes([("", "Title: Call notes"), ("", "We met.")]))
     assert doc.title == "Call notes" and locations(doc) == [""]
 
 
-def test_a_location_is_one_short_line(make_docx) -> None:
+def test_a_location_is_one_short_line() -> None:
     heading = "A heading that is really a whole paragraph styled as one, " * 4
-    doc = parse("x.docx", make_docx([("Heading 1", heading), ("", "Body.")]))
+    doc = parse("x.docx", docx_bytes([("Heading 1", heading), ("", "Body.")]))
     (chunk,) = doc.chunks
     assert len(chunk.location) == 80 and chunk.location.endswith("…")
     assert "\n" not in chunk.location

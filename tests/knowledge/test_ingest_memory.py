@@ -22,6 +22,7 @@ from bot.knowledge.ingest_file import (
     ingest_named,
 )
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
+from tests.office_files import pdf_bytes
 
 KEY = "docs/board-minutes-march.pdf"
 
@@ -69,7 +70,7 @@ def test_a_file_in_memory_is_stored_exactly_as_the_cli_stores_it(
 
 
 def test_unchanged_is_not_parsed_again_and_changed_replaces(
-    store, office_files, make_pdf, monkeypatch
+    store, office_files, monkeypatch
 ) -> None:
     minutes = office_files["board-minutes-march.pdf"]
     ingest_file(store, "whatsapp/minutes", minutes, name="minutes.pdf", title="Minutes")
@@ -82,7 +83,7 @@ def test_unchanged_is_not_parsed_again_and_changed_replaces(
         patched.setattr(one_file, "parse_file", no_parse)
         again = ingest_file(store, "whatsapp/minutes", minutes, name="minutes.pdf", title="Minutes")
     assert (again.outcome, again.title, store.version()) == (UNCHANGED, "Minutes", version)
-    changed = make_pdf([["The board met again."]])
+    changed = pdf_bytes([["The board met again."]])
     result = ingest_file(store, "whatsapp/minutes", changed, name="minutes.pdf", title="Minutes")
     assert (result.outcome, result.passages) == (UPDATED, 1)
     assert [(d.title, d.chunks) for d in store.documents()] == [("Minutes", 1)]
