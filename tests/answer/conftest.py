@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,21 @@ def mistral(stub: MistralStub) -> Iterator[MistralAnswerer]:
     answerer = MistralAnswerer(API_KEY, "mistral-small-latest", server_url=stub.url)
     yield answerer
     answerer.close()
+
+
+@pytest.fixture
+def adapter(stub: MistralStub) -> Iterator[Callable[..., Any]]:
+    """Factory: a Mistral adapter class (OCR, transcription) built against the stub with
+    these options; closed after the test."""
+    made: list[Any] = []
+
+    def build(cls: type, **options: Any) -> Any:
+        made.append(cls(API_KEY, server_url=stub.url, **options))
+        return made[-1]
+
+    yield build
+    for service in made:
+        service.close()
 
 
 @pytest.fixture

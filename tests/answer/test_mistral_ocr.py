@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,17 +11,14 @@ from bot.answer.mistral import MistralOcr
 from bot.answer.mistral import ocr as mistral_ocr
 from bot.deadline import Deadline
 from bot.errors import ModelFailed
-from tests.fakes.mistral_server import MistralStub
 from tests.support import API_KEY
 
 PDF = b"%PDF-1.7 a scan, as far as the stand-in cares"
 
 
 @pytest.fixture
-def ocr(stub: MistralStub) -> Iterator[MistralOcr]:
-    reader = MistralOcr(API_KEY, server_url=stub.url)
-    yield reader
-    reader.close()
+def ocr(adapter) -> MistralOcr:
+    return adapter(MistralOcr)
 
 
 def test_the_document_goes_inline_and_each_page_comes_back_in_order(stub, ocr) -> None:

@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx2
 from mistralai.client import Mistral, errors
@@ -191,3 +191,16 @@ class MistralService:
         self._client.close()
 
     after_fork = close
+
+
+class OneModelService(MistralService):
+    """A service of one model, its name chosen at construction (OCR, transcription)."""
+
+    default_model: ClassVar[str]
+    default_pool_size: ClassVar[int]
+
+    def __init__(
+        self, api_key: str, server_url: str | None = None, model: str = "", pool_size: int = 0
+    ) -> None:
+        super().__init__(api_key, server_url, pool_size or self.default_pool_size)
+        self.model = self.name = model or self.default_model

@@ -6,7 +6,7 @@ import base64
 import logging
 from typing import Any
 
-from bot.answer.mistral.client import MistralService
+from bot.answer.mistral.client import OneModelService
 from bot.deadline import Deadline
 from bot.errors import ModelFailed
 
@@ -18,18 +18,11 @@ OCR_MODEL = "mistral-ocr-latest"
 MIN_OCR_SECONDS = 5.0
 
 
-class MistralOcr(MistralService):
+class MistralOcr(OneModelService):
     """The text of a PDF's pages by Mistral's OCR API, one request per document."""
 
-    def __init__(
-        self,
-        api_key: str,
-        server_url: str | None = None,
-        model: str = OCR_MODEL,
-        pool_size: int = 2,  # ingest reads one file at a time
-    ) -> None:
-        super().__init__(api_key, server_url, pool_size)
-        self.model = self.name = model
+    default_model = OCR_MODEL
+    default_pool_size = 2  # ingest reads one file at a time
 
     def read_pdf(self, data: bytes, pages: int, deadline: Deadline) -> list[str]:
         """Each page's Markdown, in order ("" for a page the API left out); raises

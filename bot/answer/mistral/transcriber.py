@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from bot.answer.mistral.client import MistralService
+from bot.answer.mistral.client import OneModelService
 from bot.deadline import Deadline
 from bot.errors import ModelFailed
 
@@ -44,18 +44,11 @@ def bias_entries(names: Sequence[str]) -> list[str]:
     return list(entries)
 
 
-class MistralTranscriber(MistralService):
+class MistralTranscriber(OneModelService):
     """The words of a voice note by Mistral's transcription API, one request per note."""
 
-    def __init__(
-        self,
-        api_key: str,
-        server_url: str | None = None,
-        model: str = TRANSCRIPTION_MODEL,
-        pool_size: int = 8,
-    ) -> None:
-        super().__init__(api_key, server_url, pool_size)
-        self.model = self.name = model
+    default_model = TRANSCRIPTION_MODEL
+    default_pool_size = 8
 
     def transcribe(
         self, audio: bytes, content_type: str, names: Sequence[str], deadline: Deadline
