@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Cursor = psycopg2.extensions.cursor
 Connection = psycopg2.extensions.connection
+# What one attempt runs on its connection, given the statement-timeout prefix ("" or a
+# SET LOCAL): a transaction of work, or one round trip.
+Job = Callable[[Connection, str], T]
 
 # Connections per process; a gunicorn worker needs at most one per thread.
 POOL_SIZE = 10
@@ -168,20 +171,15 @@ class PostgresDatabase:
 
     def run(self, deadline: Deadline, work: Callable[[Cursor], T]) -> T:
         """`work` in one transaction, every wait bounded; a dead connection is replaced once."""
-        return self._attempts(deadline, work, None)
+        return self._attempts(deadline, lambda conn, limit: _in_transaction(conn, limit, work))
 
     def rows(self, deadline: Deadline, sql: str, params: tuple | dict) -> list[tuple]:
         """`sql` in one round trip: a statement, or several that succeed or fail together;
         the last one's rows (empty for one that returns none). Bounded and retried as `run`."""
-        return self._attempts(deadline, None, (sql, params))
+        return self._attempts(deadline, lambda conn, limit: _one_trip(conn, limit, sql, params))
 
-    def _attempts(
-        self,
-        deadline: Deadline,
-        work: Callable[[Cursor], T] | None,
-        statement: tuple[str, Any] | None,
-    ) -> Any:
-        """`run` and `rows`: `work`, or `statement`, on a bounded connection, twice at most."""
+    def _attempts(self, deadline: Deadline, job: Job[T]) -> T:
+        """`run` and `rows`: `job` on a bounded connection, twice at most."""
         for attempt in (1, 2):
             if deadline.expired():
                 raise HistoryUnavailable("postgresql: no time left in the response budget")
@@ -190,7 +188,7 @@ class PostgresDatabase:
                 self._take_slot(deadline, probe)
                 try:
                     with bounded(deadline, self.stall_seconds):
-                        return self._transaction(deadline, work, statement)
+                        return self._transaction(deadline, job)
                 finally:
                     self._give_slot()
             except ConnectionDied as died:
@@ -203,14 +201,9 @@ class PostgresDatabase:
                         self._probing = False
         raise AssertionError("unreachable")
 
-    def _transaction(
-        self,
-        deadline: Deadline,
-        work: Callable[[Cursor], T] | None,
-        statement: tuple[str, Any] | None,
-    ) -> Any:
-        """One attempt of `run`: a connection, `work` (or `statement`), commit, the
-        connection back."""
+    def _transaction(self, deadline: Deadline, job: Job[T]) -> T:
+        """One attempt: a connection, `job` with the statement timeout left, the connection
+        back."""
         pool = self.pool()
         try:
             conn = pool.checkout()
@@ -227,14 +220,7 @@ class PostgresDatabase:
             limit = ""
             if remaining_ms < self.statement_timeout_ms:
                 limit = f"SET LOCAL statement_timeout = {max(1, remaining_ms)};"
-            if statement is not None:
-                result = _one_trip(conn, limit, *statement)
-            else:
-                with conn.cursor() as cur:
-                    if limit:
-                        cur.execute(limit)
-                    result = work(cur) if work is not None else None
-                conn.commit()
+            result = job(conn, limit)
         except Stalled as exc:
             pool.putconn(conn, close=True)
             raise self._unavailable(exc) from None
@@ -289,6 +275,16 @@ class PostgresDatabase:
             pool, self._pool = self._pool, None
         if pool is not None and not pool.closed:
             pool.closeall()
+
+
+def _in_transaction(conn: Connection, limit: str, work: Callable[[Cursor], T]) -> T:
+    """`work` on a cursor in one transaction (`limit` first), committed."""
+    with conn.cursor() as cur:
+        if limit:
+            cur.execute(limit)
+        result = work(cur)
+    conn.commit()
+    return result
 
 
 def _one_trip(conn: Connection, limit: str, sql: str, params: Any) -> list[tuple]:
