@@ -42,6 +42,7 @@ format: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(PY) benchmarks/webhook_load.py
 	$(PY) benchmarks/retrieval_scale.py
+	$(PY) benchmarks/collections_scale.py
 	$(PY) benchmarks/extractive_quality.py
 
 clean:

@@ -3,11 +3,13 @@ ValueError(what is allowed), which bot/settings.py turns into the one-line error
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.readers import NAME_RULE, collection_name
 from bot.text import normalise_number
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -217,3 +219,44 @@ def retrieval_query(value: Any) -> str:
     if text and not {"return", "text", "source", "score"} <= set(spaced.split()):
         raise ValueError('"" or a Cypher query that RETURNs text, source and score')
     return text
+
+
+COLLECTIONS_SHAPE = (
+    'an object of collections and their readers, such as {"general": ["*"], '
+    '"board": ["+447700900123"]}'
+)
+
+
+def collections(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """{"general": ["*"], "board": ["+44..."]} -> (("general", ("*",)), ("board", (...)))."""
+    if not isinstance(value, dict):
+        raise ValueError(COLLECTIONS_SHAPE)
+    grants = []
+    for name, members in value.items():
+        try:
+            collection_name(name)
+        except ValueError:
+            raise ValueError(f"{NAME_RULE}, not {json.dumps(name)}") from None
+        try:
+            grants.append((name, senders(members)))
+        except ValueError as exc:
+            raise ValueError(f"for {name!r}, {exc}") from None
+    return tuple(grants)
+
+
+def collection(value: Any) -> str:
+    return collection_name(value)
+
+
+def json_text(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A variable holding JSON ('{"general": ["*"]}') checked as its config key's value;
+    text that is not JSON goes to `check` as it is, whose error says what is allowed."""
+
+    def parse(value: Any) -> Any:
+        try:
+            decoded = json.loads(value)
+        except (TypeError, json.JSONDecodeError):
+            decoded = value
+        return check(decoded)
+
+    return parse

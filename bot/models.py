@@ -26,6 +26,8 @@ class Turn:
     role: str  # "user" or "assistant"
     text: str
     created_at: float = 0.0  # unix seconds
+    sender: str = ""  # who asked (in a group, one of its members)
+    readers: str = ""  # the collections its answer could draw from (bot/readers.cache_scope)
 
 
 @dataclass(frozen=True)

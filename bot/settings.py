@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,7 @@ from typing import Any, NoReturn
 from dotenv import dotenv_values
 
 from bot import config_values as v
+from bot.readers import DEFAULT_COLLECTION, Readers
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,9 @@ class Settings:
     neo4j_retrieval_query: str = ""  # custom Cypher returning text, source, score
     neo4j_embeddings: bool = True  # mistral-embed vectors when a Mistral key is configured
     knowledge_relevance_floor: bool = False  # "not found" for a question too little covered
+    # Who reads which collection (bot/readers.py): empty, everyone reads everything.
+    knowledge_collections: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    knowledge_default_collection: str = DEFAULT_COLLECTION  # ingest's and the phone's
     # process environment
     database_url: str = ""
     ratelimit_storage_uri: str = "memory://"
@@ -108,6 +113,11 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """The secret values set, for the log redactor (see SECRET_FIELDS)."""
         return tuple(v for v in (getattr(self, name) for name in SECRET_FIELDS) if v)
+
+    @property
+    def readers(self) -> Readers:
+        """Who reads which collection."""
+        return Readers(self.knowledge_collections)
 
     @property
     def local_mode(self) -> bool:
@@ -160,6 +170,8 @@ CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "neo4j.retrieval_query": ("neo4j_retrieval_query", v.retrieval_query),
     "neo4j.embeddings": ("neo4j_embeddings", v.boolean),
     "knowledge.relevance_floor": ("knowledge_relevance_floor", v.boolean),
+    "knowledge.collections": ("knowledge_collections", v.collections),
+    "knowledge.default_collection": ("knowledge_default_collection", v.collection),
 }
 
 # Environment variable -> (Settings field, checker); these override config.json.
@@ -186,6 +198,8 @@ ENV_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     # The access lists, so phone numbers need not be committed to git in config.json.
     "ALLOWED_SENDERS": ("allowed_senders", v.comma_list(v.senders)),
     "ADMIN_SENDERS": ("admin_senders", v.comma_list(v.admins)),
+    # knowledge.collections as one JSON object: who reads what, numbers out of git too.
+    "KNOWLEDGE_COLLECTIONS": ("knowledge_collections", v.json_text(v.collections)),
 }
 # config.json keys that hold a secret: they work, with a warning to move them.
 SECRET_KEYS = tuple(key for key, (name, _) in CONFIG_KEYS.items() if name in SECRET_FIELDS)
@@ -305,6 +319,7 @@ def load_settings(
             f" = {values['public_base_url']} (set PUBLIC_BASE_URL if Twilio calls another URL)"
         )
 
+    _check_collections(values, config_path, origins)
     timeout = values.get("response_timeout_seconds", Settings.response_timeout_seconds)
     if timeout > MAX_RESPONSE_SECONDS:
         warnings.append(
@@ -313,6 +328,34 @@ def load_settings(
         )
         values["response_timeout_seconds"] = MAX_RESPONSE_SECONDS
     return Settings(**values, warnings=tuple(warnings), origins=tuple(origins.items()))
+
+
+def _check_collections(values: dict[str, Any], config_path: Path, origins: dict[str, str]) -> None:
+    """The rules between keys once collections restrict readers: new documents go to a
+    configured collection, and a custom Cypher retrieval filters by the sender's."""
+    grants = values.get("knowledge_collections", ())
+    if not grants:
+        return
+    # Where the collections came from, named in the line: a maintainer looks there.
+    from_env = "KNOWLEDGE_COLLECTIONS" in origins
+    source = "KNOWLEDGE_COLLECTIONS" if from_env else "knowledge.collections"
+    names = [name for name, _ in grants]
+    default = values.get("knowledge_default_collection", Settings.knowledge_default_collection)
+    if default not in names:
+        listed = ", ".join(json.dumps(name) for name in names)
+        raise ConfigError(
+            f"{config_path}: knowledge.default_collection = {json.dumps(default)}: expected "
+            f"one of the collections {source} sets ({listed}), where ingest and the phone "
+            "put new documents"
+        )
+    query = values.get("neo4j_retrieval_query", "")
+    # Without the parameter, a custom query would hand every sender every collection.
+    if query and not re.search(r"\$collections\b", query):
+        raise ConfigError(
+            f"{config_path}: neo4j.retrieval_query = {json.dumps(query, ensure_ascii=False)}: "
+            f"expected a query that keeps only the documents of $collections while {source} "
+            "is set"
+        )
 
 
 def shared_limits_warning(settings: Settings) -> str:

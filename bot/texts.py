@@ -91,6 +91,20 @@ DOCUMENT_HINT = (
 DOCUMENT_ADDED = "Added {title}: {passages}"
 DOCUMENT_UPDATED = "Updated {title}: {passages} (the earlier version is replaced)"
 DOCUMENT_UNCHANGED = "{title} is already in the knowledge base."
+# The same, once collections say who reads what (or the caption named one: "add #board").
+DOCUMENT_ADDED_TO = "Added {title} to {collection}: {passages}"
+DOCUMENT_UPDATED_IN = (
+    "Updated {title} in {collection}: {passages} (the earlier version is replaced)"
+)
+DOCUMENT_UNCHANGED_IN = "{title} is already in the knowledge base, in {collection}."
+DOCUMENT_MOVED = "Moved {title} from {previous} to {collection} (its content is unchanged)."
+DOCUMENT_NO_SUCH_COLLECTION = (
+    "There is no collection #{name}, so I haven't added this document. The collections are {names}."
+)
+DOCUMENT_BAD_COLLECTION = (
+    "#{name} can't name a collection (lower-case letters, digits, - and _, such as #board), "
+    "so I haven't added this document."
+)
 DOCUMENT_ADDING = "Adding {title}… I'll tell you how it went with your next reply."
 DOCUMENT_STILL_ADDING = "Still adding {title}…"
 DOCUMENT_UNFINISHED = "Adding {title} did not finish (I may have restarted). Please send it again."

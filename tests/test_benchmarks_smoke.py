@@ -54,6 +54,18 @@ def test_retrieval_scale_reaches_exact_chunk_counts(tmp_path):
     assert "| SQLite FTS5 | 400 |" in text and "<!-- retrieval_scale:end -->" in text
 
 
+@pytest.mark.usefixtures("qmsum_dir")
+def test_collections_scale_times_each_reader_against_the_unfiltered_search(tmp_path):
+    doc = tmp_path / "PERFORMANCE.md"
+    args = ("--chunks", "400", "--stores", "sqlite", "--questions", "12", "--doc", str(doc))
+    out = run("collections_scale.py", *args)
+    text = doc.read_text()
+    assert "<!-- collections_scale:end -->" in text, out
+    for reader in ("everything (no filter)", "| general |", "general + board", "all four"):
+        assert reader in text, text
+    assert "passages outside the reader's collections: 0" in text, text
+
+
 def test_retrieval_scale_without_the_dataset_says_so(tmp_path):
     doc = tmp_path / "PERFORMANCE.md"
     run("retrieval_scale.py", "--dataset", str(tmp_path / "absent"), "--doc", str(doc))

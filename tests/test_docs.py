@@ -23,6 +23,7 @@ RENDER_SECRETS = (
     "DATABASE_URL",
     "ALLOWED_SENDERS",  # phone numbers: asked for on creation, never in git
     "ADMIN_SENDERS",
+    "KNOWLEDGE_COLLECTIONS",  # numbers too, per collection
 )
 # [text](target) outside code; the target ends at whitespace or ")".
 _LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,14 @@ INVALID_CONFIG = [
     ("neo4j.retrieval_query", "MATCH (c:Chunk) RETURN c.text", "RETURNs text, source and score"),
     ("neo4j.embeddings", "sometimes", "true or false"),
     ("knowledge.relevance_floor", "yes", "true or false"),
+    ("knowledge.collections", ["general", "board"], "an object of collections and their readers"),
+    ("knowledge.collections", {"Board": ["*"]}, "lower-case letters, digits, - and _ (up to 40)"),
+    ("knowledge.collections", {"hr team": ["*"]}, 'such as board, not "hr team"'),
+    ("knowledge.collections", {"board": "+447700900123"}, "for 'board', a list of E.164"),
+    ("knowledge.collections", {"board": ["07700 900123"]}, "for 'board', E.164 numbers"),
+    ("knowledge.default_collection", "Board minutes", "a collection name of lower-case"),
+    ("knowledge.default_collection", "", "a collection name"),
+    ("knowledge.default_collection", 7, "a collection name"),
 ]
 
 INVALID_ENV = [
@@ -111,6 +121,10 @@ INVALID_ENV = [
     ("GUNICORN_TIMEOUT", "10", "15 to 3600"),
     ("ALLOWED_SENDERS", "+447700900123, 07700 900124", "E.164 numbers"),
     ("ADMIN_SENDERS", "+447700900123,*", '"*" not allowed'),
+    ("KNOWLEDGE_COLLECTIONS", "board", "an object of collections"),
+    ("KNOWLEDGE_COLLECTIONS", '{"general": ["*"]', "an object of collections"),  # cut short
+    ("KNOWLEDGE_COLLECTIONS", '{"board": ["07700 900123"]}', "for 'board', E.164 numbers"),
+    ("KNOWLEDGE_COLLECTIONS", '{"Board": []}', 'such as board, not "Board"'),
 ]
 
 
@@ -259,19 +273,21 @@ def test_broken_config_file_is_one_line(tmp_path, content, expected):
     assert "\n" not in str(caught.value)
 
 
-def test_app_import_with_bad_config_exits_with_one_line(tmp_path):
-    import subprocess
-    import sys
-
-    path = write_config(tmp_path, {"whatsapp": {"context_limit": 0}})
-    result = subprocess.run(
-        [sys.executable, "-c", "import app"],
+def started(path: Path, tmp_path: Path, *command: str) -> subprocess.CompletedProcess:
+    """`python COMMAND...` in the repository with CONFIG_PATH=path, as a maintainer starts it."""
+    return subprocess.run(
+        [sys.executable, *command],
         cwd=Path(__file__).resolve().parents[1],
         env={"CONFIG_PATH": str(path), "DATA_DIR": str(tmp_path / "d"), "PATH": "/usr/bin"},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_app_import_with_bad_config_exits_with_one_line(tmp_path):
+    path = write_config(tmp_path, {"whatsapp": {"context_limit": 0}})
+    result = started(path, tmp_path, "-c", "import app")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"Configuration error: {path}: whatsapp.context_limit = 0: "
@@ -304,3 +320,101 @@ def test_sender_lists_are_normalised(tmp_path):
 def test_an_explicit_config_path_that_is_missing_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="CONFIG_PATH = .*: file not found"):
         load(tmp_path / "absent.json")
+
+
+# The README's example: everyone reads general, two numbers also read board.
+COLLECTIONS = {"general": ["*"], "board": ["+44 7700 900123", "+447700900124"]}
+BOARD = ("whatsapp:+447700900123", "whatsapp:+447700900124")
+
+
+def test_the_documented_collections_load_and_grant_the_union(tmp_path):
+    path = write_config(tmp_path, {"knowledge": {"collections": COLLECTIONS}})
+    settings = load(path)
+    assert settings.knowledge_collections == (("general", ("*",)), ("board", BOARD))
+    assert settings.knowledge_default_collection == "general"
+    assert settings.readers.readable(BOARD[0]) == {"general", "board"}
+    assert settings.readers.readable("whatsapp:+447700900999") == {"general"}
+    # Without collections, everyone reads everything, as before they existed.
+    assert load(write_config(tmp_path, {})).readers.readable(BOARD[0]) is None
+
+
+def test_collections_come_from_the_environment_over_config_json(tmp_path):
+    path = write_config(tmp_path, {"knowledge": {"collections": {"general": ["*"]}}})
+    settings = load(path, KNOWLEDGE_COLLECTIONS=json.dumps(COLLECTIONS))
+    assert settings.knowledge_collections == (("general", ("*",)), ("board", BOARD))
+
+
+# A Cypher query that names every column the loader asks for, and whether it filters.
+UNFILTERED = "CALL db.index.fulltext.queryNodes('c', $query) YIELD node, score " + (
+    "RETURN node.text AS text, node.title AS source, score"
+)
+FILTERED = UNFILTERED.replace(
+    "YIELD node, score", "YIELD node, score MATCH (d)-->(node) WHERE d.collection IN $collections"
+)
+
+
+@pytest.mark.parametrize(
+    ("knowledge", "neo4j", "env", "line"),
+    [
+        (
+            {"collections": {"board": ["+447700900123"]}},
+            {},
+            {},
+            'knowledge.default_collection = "general": expected one of the collections '
+            'knowledge.collections sets ("board"), where ingest and the phone put new documents',
+        ),
+        (
+            {"collections": {"general": ["*"]}, "default_collection": "minutes"},
+            {},
+            {"KNOWLEDGE_COLLECTIONS": '{"board": ["*"], "hr": []}'},
+            'knowledge.default_collection = "minutes": expected one of the collections '
+            'KNOWLEDGE_COLLECTIONS sets ("board", "hr"), where ingest and the phone put new '
+            "documents",
+        ),
+        (
+            {"collections": {"general": ["*"]}},
+            {"retrieval_query": UNFILTERED},
+            {},
+            f"neo4j.retrieval_query = {json.dumps(UNFILTERED)}: expected a query that keeps only "
+            "the documents of $collections while knowledge.collections is set",
+        ),
+        (
+            {},
+            {"retrieval_query": UNFILTERED.replace("$query", "$collectionsX")},
+            {"KNOWLEDGE_COLLECTIONS": '{"general": ["*"]}'},
+            "neo4j.retrieval_query = ",
+        ),
+    ],
+)
+def test_keys_that_disagree_with_the_collections_stop_start_up_in_one_line(
+    tmp_path, knowledge, neo4j, env, line
+):
+    path = write_config(tmp_path, {"knowledge": knowledge, "neo4j": neo4j})
+    with pytest.raises(ConfigError) as caught:
+        load(path, **env)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {line}")
+
+
+def test_a_filtering_retrieval_query_and_any_query_without_collections_load(tmp_path):
+    both = {
+        "knowledge": {"collections": {"general": ["*"]}},
+        "neo4j": {"retrieval_query": FILTERED},
+    }
+    assert load(write_config(tmp_path, both)).neo4j_retrieval_query == FILTERED
+    alone = {"neo4j": {"retrieval_query": UNFILTERED}}
+    assert load(write_config(tmp_path, alone)).knowledge_collections == ()
+
+
+def test_a_flask_command_stops_in_one_line_on_a_query_that_ignores_collections(tmp_path):
+    config = {
+        "knowledge": {"collections": {"general": ["*"]}},
+        "neo4j": {"retrieval_query": UNFILTERED},
+    }
+    path = write_config(tmp_path, config)
+    result = started(path, tmp_path, "-m", "flask", "--app", "app", "documents")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Configuration error: {path}: neo4j.retrieval_query = ")
+    assert line.endswith("while knowledge.collections is set")

@@ -16,6 +16,7 @@ class AccessPolicy:
         self._every_whatsapp = "*" in settings.allowed_senders
         self._allowed = frozenset(settings.allowed_senders)
         self._admins = frozenset(settings.admin_senders)
+        self.readers = settings.readers  # who reads which collection
 
     def allows(self, sender: str) -> bool:
         """Local mode admits everyone and "*" every WhatsApp sender; otherwise only listed

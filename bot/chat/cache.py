@@ -22,8 +22,9 @@ from bot.deadline import Deadline
 from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.history.records import CachedAnswer, CacheEntry
 from bot.history.store import AnswerCacheStore
-from bot.knowledge.store import KnowledgeStore
+from bot.knowledge.store import KnowledgeStore, Readable
 from bot.models import Answer
+from bot.readers import cache_scope
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +43,21 @@ class AnswerCache:
     def __init__(self, ttl_seconds: int) -> None:
         self.ttl_seconds = ttl_seconds
 
-    def key(self, knowledge: KnowledgeStore, question: str) -> CacheKey | None:
-        """The key for a first-turn question; None when caching is off or impossible.
+    def key(
+        self, knowledge: KnowledgeStore, question: str, readable: Readable = None
+    ) -> CacheKey | None:
+        """The key for a first-turn question asked by someone who reads `readable` (None:
+        everything); None when caching is off or impossible.
 
         Read before retrieval, so an answer is never filed under a newer version than the
-        passages it was made from.
+        passages it was made from. The readers' collections are part of the key: an answer
+        made from the board's documents is never served to someone who may not read them.
         """
         if not self.ttl_seconds or not question:
             return None
-        digest = hashlib.sha256(question.encode("utf-8", "surrogatepass")).hexdigest()
+        scope = cache_scope(readable)
+        keyed = f"{scope}\x00{question}" if scope else question
+        digest = hashlib.sha256(keyed.encode("utf-8", "surrogatepass")).hexdigest()
         try:
             return CacheKey(digest, knowledge.version())
         except KnowledgeUnavailable as exc:

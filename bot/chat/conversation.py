@@ -24,9 +24,10 @@ from bot.errors import HistoryUnavailable, KnowledgeUnavailable
 from bot.followup import search_query
 from bot.history.records import ExchangeRecord
 from bot.history.store import AnswerCacheStore, Deliveries
-from bot.knowledge.store import KnowledgeStore
+from bot.knowledge.store import KnowledgeStore, Readable
 from bot.metrics import Metrics
 from bot.models import Answer, InboundMessage, Passage, Reply, Turn
+from bot.readers import cache_scope, fits
 from bot.settings import Settings
 from bot.text import mask_number
 from bot.texts import (
@@ -81,6 +82,7 @@ class ConversationHandler:
         self._trigger = self.settings.trigger_words[0]
         self.commands = CommandRunner(self.history, self.access, self._trigger)
         self.cache = AnswerCache(self.settings.answer_cache_ttl_seconds)
+        self.readers = self.settings.readers
         self.settlement = Settlement(self.history)  # one write after the claim
         self.media = self.media or MediaInbox(self._trigger)
 
@@ -173,18 +175,23 @@ class ConversationHandler:
         if len(question) > limit:
             question, note = question[:limit], TRUNCATED_NOTE.format(n=limit)
         history_size = self.settings.max_conversation_history
+        readable = self.readers.readable(msg.sender)
         turns: list[Turn] | None = without_history(
             None, lambda: self.history.recent(msg.conversation, history_size, deadline)
         )
+        if turns and readable is not None:
+            # Earlier answers may quote collections this sender may not read (another
+            # member's in a group; their own, made before their access changed).
+            turns = [turn for turn in turns if fits(turn.readers, readable)]
         # Only a first turn may use the cache: a follow-up depends on its conversation (and
         # without the store we cannot tell which this is).
-        key = self.cache.key(self.knowledge, question) if turns == [] else None
+        key = self.cache.key(self.knowledge, question, readable) if turns == [] else None
         answer = self.cache.lookup(self.history, key, deadline) if key else None
         cache_entry = None
         if answer is not None:
             self.metrics.incr("cache_hits")
         else:
-            answer = self._retrieve_and_generate(question, turns or [], deadline)
+            answer = self._retrieve_and_generate(question, turns or [], readable, deadline)
             if answer is None:
                 return Reply(KNOWLEDGE_DOWN, kind="unavailable")
             if key and answer.backend != NOT_FOUND:
@@ -203,6 +210,7 @@ class ConversationHandler:
             fallback_reason=answer.fallback_reason,
             latency_ms=round(elapsed * 1000, 1),
             cache=cache_entry,
+            readers=cache_scope(readable),
         )
         self.settlement.store(exchange, deadline)
         self.metrics.incr("answers")
@@ -213,17 +221,19 @@ class ConversationHandler:
         return Reply(text, kind="answer", sources=answer.sources)
 
     def _retrieve_and_generate(
-        self, question: str, turns: list[Turn], deadline: Deadline
+        self, question: str, turns: list[Turn], readable: Readable, deadline: Deadline
     ) -> Answer | None:
-        """Passages for the question (and the turns it follows up on), then the answer;
-        "not found" without asking any answerer when no passage is relevant enough (the
-        store's floor: no guessing); None when the knowledge base cannot be searched."""
+        """Passages for the question (and the turns it follows up on) from the collections
+        the sender reads, then the answer; "not found" without asking any answerer when no
+        passage is relevant enough (the store's floor: no guessing) or none is readable;
+        None when the knowledge base cannot be searched."""
         started = self.timer()
         try:
             passages = self.knowledge.search(
                 search_query(question, turns),
                 self.settings.context_limit,
                 deadline.child(seconds=max(1.0, deadline.remaining() / 3)),
+                readable,
             )
         except KnowledgeUnavailable as exc:
             logger.warning("knowledge unavailable: %s", exc)

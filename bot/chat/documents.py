@@ -16,6 +16,12 @@ document's key (its stored source, from which its id derives) comes from its tit
 - A document that names itself nowhere is "WhatsApp document <date>", keyed by its
   content's hash: sending it again changes nothing, and two of them never collide.
 
+Collections (bot/readers.py). "@agent add #board Board minutes March" puts the document in
+"board" (bot/chat/captions.py reads the caption); without "#name" a new document goes to
+`knowledge.default_collection` and a stored one stays where it is, as with `ingest`. Once
+`knowledge.collections` is set, a "#name" it does not list is refused before anything is
+downloaded, and the reply names the document's collection (bot/chat/add_replies.py).
+
 Time. The ingest runs on a thread of its own, and the reply waits for it while the
 request's Deadline (less REPLY_RESERVE_SECONDS for the reply itself) allows. When it cannot
 finish in time (a long PDF, OCR), the reply says it is being added, and the outcome is told
@@ -27,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,39 +40,36 @@ from dataclasses import dataclass, field
 
 from bot.chat.access import AccessPolicy
 from bot.chat.add_outcomes import AddOutcomes
+from bot.chat.add_replies import collection_refusal, download_failed_text, outcome_text
+from bot.chat.captions import AddRequest, add_request, slug
 from bot.chat.media import MediaSource
-from bot.chat.mention import find_mention
 from bot.deadline import Deadline
 from bot.errors import KnowledgeUnavailable, MediaUnavailable
+from bot.knowledge.formats.base import document_id
 from bot.knowledge.ingest_file import (
     ADDED,
     OCR_SECONDS,
     UNCHANGED,
     UPDATED,
     FileResult,
+    Placement,
     ingest_file,
     ingest_named,
 )
 from bot.knowledge.store import Document, KnowledgeStore
-from bot.media import DOCUMENT_MAX_BYTES, MediaFile, kind_of
+from bot.media import MediaFile, kind_of
 from bot.media.kinds import DOCX
 from bot.models import InboundMessage, Reply
 from bot.ocr import Ocr
 from bot.settings import Settings
 from bot.text import mask_number
 from bot.texts import (
-    DOCUMENT_ADDED,
     DOCUMENT_ADDING,
     DOCUMENT_FAILED,
     DOCUMENT_HINT,
-    DOCUMENT_NOT_DOWNLOADED,
     DOCUMENT_REFUSED,
     DOCUMENT_STORE_DOWN,
-    DOCUMENT_TOO_LARGE,
-    DOCUMENT_UNCHANGED,
     DOCUMENT_UNSUPPORTED,
-    DOCUMENT_UPDATED,
-    DOCUMENT_WRONG_TYPE,
     SOME_DOCUMENT,
     UNTITLED_DOCUMENT,
 )
@@ -79,7 +81,6 @@ REPLY_RESERVE_SECONDS = 1.0
 # Adds running at once in one process (each holds its file, up to 20 MB, and its parse).
 PARALLEL_ADDS = 2
 KEY_FOLDER = "whatsapp"  # every key starts "whatsapp/": where a document came from
-MAX_TITLE_CHARS = 100
 FIRST_LINE_CHARS = 80  # a longer first line is a sentence, not a title
 # The file name suffix that chooses the format, by the content type Twilio passes on.
 SUFFIXES = {
@@ -89,55 +90,6 @@ SUFFIXES = {
     "text/markdown": ".md",
     "text/x-markdown": ".md",
 }
-# "add", then an optional title, after any trigger word: "add: Board minutes".
-_ADD = re.compile(r"(?:please\s+)?add(?:\s+|[:\-–—]\s*|$)(?P<title>.*)", re.IGNORECASE | re.DOTALL)
-# What follows "add" without being a title: "add this", "add it please".
-_NO_TITLE = re.compile(
-    r"(?:(?:this|it|the|that)(?:\s+(?:document|file|one|pdf))?)?\s*(?:please)?[.!]*",
-    re.IGNORECASE,
-)
-_TRIM = "\"'“”‘’«» .!?"
-
-
-def caption_title(body: str, trigger_words: tuple[str, ...]) -> str | None:
-    """The title a caption asking to add gives ("" for none), or None when it does not
-    ask: "@agent add Board minutes" -> "Board minutes", "add" -> "", "hello" -> None."""
-    _, text = find_mention(body, trigger_words)
-    match = _ADD.fullmatch(text.strip())
-    if match is None:
-        return None
-    title = " ".join(match["title"].split()).strip(_TRIM)
-    return "" if _NO_TITLE.fullmatch(title) else title[:MAX_TITLE_CHARS].rstrip()
-
-
-def slug(title: str) -> str:
-    """'Board minutes: March!' -> 'board-minutes-march' (letters of any script kept)."""
-    return re.sub(r"[\W_]+", "-", title.lower()).strip("-")[:MAX_TITLE_CHARS]
-
-
-def passages_text(n: int) -> str:
-    return f"{n} passage" if n == 1 else f"{n} passages"
-
-
-def outcome_text(result: FileResult, title: str) -> str:
-    """The reply that tells an admin what became of their document."""
-    shown = result.title or title or SOME_DOCUMENT
-    if result.outcome == ADDED:
-        return DOCUMENT_ADDED.format(title=shown, passages=passages_text(result.passages))
-    if result.outcome == UPDATED:
-        return DOCUMENT_UPDATED.format(title=shown, passages=passages_text(result.passages))
-    if result.outcome == UNCHANGED:
-        return DOCUMENT_UNCHANGED.format(title=shown)
-    return DOCUMENT_FAILED.format(title=shown, reason=result.reason.rstrip("."))
-
-
-def download_failed_text(reason: str) -> str:
-    """The reply to a document that could not be downloaded (MediaUnavailable's reason)."""
-    if reason == "too large":
-        return DOCUMENT_TOO_LARGE.format(mb=DOCUMENT_MAX_BYTES // 2**20)
-    if reason == "wrong type":
-        return DOCUMENT_WRONG_TYPE
-    return DOCUMENT_NOT_DOWNLOADED
 
 
 @dataclass
@@ -173,17 +125,19 @@ class DocumentInbox:
         """Refuse, hint, or download and add the message's document within `deadline`.
         MediaInbox also hands over other attachments with a caption: None unless that
         caption asks to add (a photo with a question is answered as its text)."""
-        title = caption_title(msg.body, self.settings.trigger_words)
+        request = add_request(msg.body, self.settings.trigger_words)
         addable = bool(msg.media_types) and kind_of(msg.media_types[0]) is not None
-        if not addable and title is None:
+        if not addable and request is None:
             return None
         if not self.access.is_admin(msg.sender):
             logger.info("document from %s refused: not an admin", mask_number(msg.sender))
             return Reply(DOCUMENT_REFUSED, kind="document")
-        if title is None:
+        if request is None:
             return Reply(DOCUMENT_HINT.format(trigger=self._trigger), kind="hint")
         if not addable:  # a spreadsheet, a photo, an old .doc: nothing is downloaded
             return Reply(DOCUMENT_UNSUPPORTED, kind="document")
+        if refusal := collection_refusal(self.settings.readers, request.collection):
+            return Reply(refusal, kind="document")  # refused before anything is downloaded
         try:
             if not msg.media_urls:
                 raise MediaUnavailable("no media url")
@@ -193,7 +147,7 @@ class DocumentInbox:
         except MediaUnavailable as exc:
             logger.warning("document from %s not downloaded: %s", mask_number(msg.sender), exc)
             return Reply(download_failed_text(exc.reason), kind="document")
-        return Reply(self._add(msg.sender, file, title, deadline), kind="document")
+        return Reply(self._add(msg.sender, file, request, deadline), kind="document")
 
     def wait(self, seconds: float) -> bool:
         """Wait for the adds still running in this process; True when none is left."""
@@ -206,11 +160,11 @@ class DocumentInbox:
             self._threads = [t for t in self._threads if t.is_alive()]
             return not self._threads
 
-    def _add(self, sender: str, file: MediaFile, title: str, deadline: Deadline) -> str:
+    def _add(self, sender: str, file: MediaFile, request: AddRequest, deadline: Deadline) -> str:
         """The reply: the outcome when the add ends in time, else that it goes on."""
         job = _Job()
         thread = threading.Thread(
-            target=self._run, args=(job, sender, file, title), name="add-document", daemon=True
+            target=self._run, args=(job, sender, file, request), name="add-document", daemon=True
         )
         with self._threads_lock:
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
@@ -220,7 +174,7 @@ class DocumentInbox:
             if job.text is not None:
                 return job.text
             job.handed_off, job.job_id = True, self.outcomes.new_job()
-            shown = title or SOME_DOCUMENT
+            shown = request.title or SOME_DOCUMENT
             try:
                 self.outcomes.started(sender, job.job_id, shown)
             except OSError:
@@ -228,9 +182,9 @@ class DocumentInbox:
         logger.info("adding a document for %s in the background", mask_number(sender))
         return DOCUMENT_ADDING.format(title=shown)
 
-    def _run(self, job: _Job, sender: str, file: MediaFile, title: str) -> None:
+    def _run(self, job: _Job, sender: str, file: MediaFile, request: AddRequest) -> None:
         """The thread: add the document, then hand its outcome to the reply or the outcomes."""
-        text = self._outcome(file, title)
+        text = self._outcome(file, request)
         with job.lock:
             if not job.handed_off:
                 job.text = text
@@ -241,12 +195,13 @@ class DocumentInbox:
         except OSError:
             logger.exception("cannot record the outcome of an add")
 
-    def _outcome(self, file: MediaFile, title: str) -> str:
+    def _outcome(self, file: MediaFile, request: AddRequest) -> str:
         """Ingest the file (at most PARALLEL_ADDS at once) and say how it went."""
+        title = request.title
         with self._slots:
             started = time.monotonic()
             try:
-                result = self._ingest(file, title)
+                result = self._ingest(file, request)
             except KnowledgeUnavailable as exc:
                 logger.warning("document not added: knowledge unavailable (%s)", exc)
                 return DOCUMENT_STORE_DOWN.format(title=title or SOME_DOCUMENT)
@@ -263,21 +218,24 @@ class DocumentInbox:
             result.passages,
             time.monotonic() - started,
         )
-        return outcome_text(result, title)
+        return outcome_text(result, title, self._collection_shown(result, request))
 
-    def _ingest(self, file: MediaFile, title: str) -> FileResult:
-        """`ingest_file` under the caption title's key, or keyed by what the file says."""
+    def _ingest(self, file: MediaFile, request: AddRequest) -> FileResult:
+        """`ingest_file` under the caption title's key, or keyed by what the file says, in
+        the caption's collection or (a new document) the default one."""
         suffix = SUFFIXES[file.content_type]
         deadline = Deadline(OCR_SECONDS)  # the add may outlive the request's deadline
-        if title and (key := slug(title)):
+        placement = Placement(request.collection, self.settings.knowledge_default_collection)
+        if request.title and (key := slug(request.title)):
             return ingest_file(
                 self.knowledge,
                 f"{KEY_FOLDER}/{key}",
                 file.data,
                 name=key + suffix,
-                title=title,
+                title=request.title,
                 ocr=self.ocr,
                 deadline=deadline,
+                placement=placement,
             )
         return ingest_named(
             self.knowledge,
@@ -286,7 +244,23 @@ class DocumentInbox:
             self._name,
             ocr=self.ocr,
             deadline=deadline,
+            placement=placement,
         )
+
+    def _collection_shown(self, result: FileResult, request: AddRequest) -> str:
+        """The collection the reply names: the document's, once collections restrict who
+        reads what or the caption named one; "" otherwise (the reply as before)."""
+        stored = result.outcome in (ADDED, UPDATED, UNCHANGED)
+        if not stored or not (self.settings.readers.configured or request.collection):
+            return ""
+        if result.collection:
+            return result.collection
+        # A stored document kept its collection: which one is only listed with them all.
+        doc_id = document_id(result.key)
+        try:
+            return next((d.collection for d in self.knowledge.documents() if d.id == doc_id), "")
+        except KnowledgeUnavailable:  # it is stored: say so, without the collection
+            return ""
 
     def _name(self, doc: Document, own_title: str) -> tuple[str, str]:
         """(key, title) of a document sent without a caption title (see the module's doc)."""

@@ -89,7 +89,10 @@ class CommandRunner:
 
     def _sources(self, msg: InboundMessage, text: str, deadline: Deadline) -> str:
         try:
-            return sources_text(self.history.last_sources(msg.conversation, deadline))
+            # With collections, the latest answer this sender may read the sources of: in
+            # a group another member's may name documents this sender may not read.
+            readable = self.access.readers.readable(msg.sender)
+            return sources_text(self.history.last_sources(msg.conversation, deadline, readable))
         except HistoryUnavailable as exc:
             logger.warning("history unavailable: %s", exc)
             return MEMORY_DOWN

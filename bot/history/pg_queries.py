@@ -22,10 +22,12 @@ from bot.history.store import (
     PRUNE_BATCH,
     PRUNE_SECONDS,
     REPLY_KEEP_SECONDS,
+    SOURCES_LOOKBACK,
     STALE_CLAIM_SECONDS,
     PruneSchedule,
 )
 from bot.models import Turn
+from bot.readers import fits
 
 T = TypeVar("T")
 
@@ -67,12 +69,13 @@ WITH logged AS (
     ON CONFLICT (message_sid) DO NOTHING
     RETURNING 1
 ), stored AS (
-    INSERT INTO messages (conversation, sender, role, text, sources, message_sid, created_at)
+    INSERT INTO messages (conversation, sender, role, text, sources, message_sid, created_at,
+                          readers)
     SELECT turn.* FROM logged, (
         VALUES (%(conversation)s, %(sender)s, 'user', %(question)s, '[]'::jsonb, %(sid)s,
-                to_timestamp(%(now)s)),
+                to_timestamp(%(now)s), %(readers)s),
                (%(conversation)s, %(sender)s, 'assistant', %(answer)s, %(sources)s::jsonb,
-                %(sid)s, to_timestamp(%(now)s))
+                %(sid)s, to_timestamp(%(now)s), %(readers)s)
     ) AS turn
     ON CONFLICT (message_sid, role) DO NOTHING
 )
@@ -236,11 +239,11 @@ class PostgresConversations(PostgresPart):
             return []
         rows = self.db.rows(
             deadline,
-            "SELECT role, text, EXTRACT(EPOCH FROM created_at) FROM messages"
+            "SELECT role, text, EXTRACT(EPOCH FROM created_at), sender, readers FROM messages"
             " WHERE conversation = %s ORDER BY id DESC LIMIT %s",
             (conversation, limit),
         )
-        return [Turn(role, text, float(at)) for role, text, at in reversed(rows)]
+        return [Turn(role, text, float(at), *rest) for role, text, at, *rest in reversed(rows)]
 
     def append_exchange(self, exchange: ExchangeRecord, deadline: Deadline) -> None:
         """Store both turns, count and log the question, prune the conversation to `keep`;
@@ -262,6 +265,7 @@ class PostgresConversations(PostgresPart):
             "backend": exchange.backend,
             "reason": exchange.fallback_reason,
             "latency": exchange.latency_ms,
+            "readers": exchange.readers,
         }
         sql = APPEND_EXCHANGE
         if exchange.cache is not None:
@@ -275,15 +279,19 @@ class PostgresConversations(PostgresPart):
         if exchange.cache is not None:
             self.db.cache_version = exchange.cache.knowledge_version
 
-    def last_sources(self, conversation: str, deadline: Deadline) -> tuple[str, ...] | None:
-        """Sources stored with the conversation's latest answer."""
+    def last_sources(
+        self, conversation: str, deadline: Deadline, readable: frozenset[str] | None = None
+    ) -> tuple[str, ...] | None:
+        """Sources stored with the conversation's latest answer a reader of `readable` may
+        see (bot/readers.fits)."""
         rows = self.db.rows(
             deadline,
-            "SELECT sources FROM messages WHERE conversation = %s AND role = 'assistant'"
-            " ORDER BY id DESC LIMIT 1",
-            (conversation,),
+            "SELECT sources, readers FROM messages WHERE conversation = %s"
+            " AND role = 'assistant' ORDER BY id DESC LIMIT %s",
+            (conversation, 1 if readable is None else SOURCES_LOOKBACK),
         )
-        return tuple(rows[0][0]) if rows else None
+        found = next((sources for sources, readers in rows if fits(readers, readable)), None)
+        return None if found is None else tuple(found)
 
     def clear(self, conversation: str, deadline: Deadline) -> int:
         """Delete one conversation's turns and blank its deliveries' reply text."""

@@ -121,6 +121,13 @@ CREATE INDEX deliveries_by_time ON deliveries (updated_at);
 CREATE INDEX deliveries_with_reply ON deliveries (updated_at) WHERE reply <> '';
 """,
     ),
+    (
+        4,
+        """
+-- The collections each exchange's answer could draw from (bot/readers.py).
+ALTER TABLE messages ADD COLUMN readers TEXT NOT NULL DEFAULT '';
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -59,6 +59,9 @@ class ExchangeRecord:
     # this reply (Deliveries.complete), and an answer filed in the cache for `sender`.
     reply: str | None = None
     cache: CacheEntry | None = None
+    # The collections the answer could draw from (bot/readers.cache_scope): whoever reads
+    # the conversation later is shown it only if they may read them all.
+    readers: str = ""
 
     @property
     def kind(self) -> str:

@@ -26,11 +26,13 @@ from bot.history.store import (
     PRUNE_BATCH,
     PRUNE_SECONDS,
     REPLY_KEEP_SECONDS,
+    SOURCES_LOOKBACK,
     STALE_CLAIM_SECONDS,
     ComposedStore,
     PruneSchedule,
 )
 from bot.models import Turn
+from bot.readers import fits
 from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool
 
 # One primary-key lookup: was this MessageSid ever answered?
@@ -59,7 +61,7 @@ PRUNE_CONVERSATION = (
 COMPLETE = "UPDATE deliveries SET state = 'done', reply = ?, updated_at = ? WHERE message_sid = ?"
 INSERT_TURN = (
     "INSERT OR IGNORE INTO messages (conversation, sender, role, text, sources,"
-    " message_sid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " message_sid, created_at, readers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -130,12 +132,12 @@ class SqliteConversations(SqlitePart):
         if limit <= 0:
             return []
         rows = self.db.read(
-            "SELECT role, text, created_at FROM messages WHERE conversation = ?"
+            "SELECT role, text, created_at, sender, readers FROM messages WHERE conversation = ?"
             " ORDER BY id DESC LIMIT ?",
             (conversation, limit),
             deadline,
         )
-        return [Turn(role, text, created_at) for role, text, created_at in reversed(rows)]
+        return [Turn(*row) for row in reversed(rows)]
 
     def append_exchange(self, exchange: ExchangeRecord, deadline: Deadline) -> None:
         """Log, store both turns and count the question, prune; complete the delivery and
@@ -146,9 +148,28 @@ class SqliteConversations(SqlitePart):
             # The answers log is never pruned, so it knows every MessageSid ever answered:
             # a redelivered exchange stores and counts nothing, even after pruning.
             if db.execute(LOG_ANSWER, _logged(exchange, now)).rowcount:
-                question = (conversation, sender, "user", exchange.question, "[]", sid, now)
+                readers = exchange.readers
+                question = (
+                    conversation,
+                    sender,
+                    "user",
+                    exchange.question,
+                    "[]",
+                    sid,
+                    now,
+                    readers,
+                )
                 sources = json.dumps(exchange.sources)
-                answer = (conversation, sender, "assistant", exchange.answer, sources, sid, now)
+                answer = (
+                    conversation,
+                    sender,
+                    "assistant",
+                    exchange.answer,
+                    sources,
+                    sid,
+                    now,
+                    readers,
+                )
                 db.execute(INSERT_TURN, question)
                 db.execute(INSERT_TURN, answer)
                 db.execute(COUNT_QUESTION, (sender, utc_day(now)))
@@ -160,15 +181,19 @@ class SqliteConversations(SqlitePart):
         if exchange.cache is not None:
             self.db.cache_version = exchange.cache.knowledge_version
 
-    def last_sources(self, conversation: str, deadline: Deadline) -> tuple[str, ...] | None:
-        """Sources stored with the conversation's latest answer."""
+    def last_sources(
+        self, conversation: str, deadline: Deadline, readable: frozenset[str] | None = None
+    ) -> tuple[str, ...] | None:
+        """Sources stored with the conversation's latest answer a reader of `readable` may
+        see (bot/readers.fits)."""
         rows = self.db.read(
-            "SELECT sources FROM messages WHERE conversation = ? AND role = 'assistant'"
-            " ORDER BY id DESC LIMIT 1",
-            (conversation,),
+            "SELECT sources, readers FROM messages WHERE conversation = ? AND role = 'assistant'"
+            " ORDER BY id DESC LIMIT ?",
+            (conversation, 1 if readable is None else SOURCES_LOOKBACK),
             deadline,
         )
-        return tuple(json.loads(rows[0][0])) if rows else None
+        found = next((sources for sources, readers in rows if fits(readers, readable)), None)
+        return None if found is None else tuple(json.loads(found))
 
     def clear(self, conversation: str, deadline: Deadline) -> int:
         """Delete one conversation's turns and blank its deliveries' reply text."""

@@ -99,6 +99,7 @@ ADDED_COLUMNS = (
     ("feedback", "message_sid", "TEXT NOT NULL DEFAULT ''"),
     ("feedback", "question", "TEXT NOT NULL DEFAULT ''"),
     ("feedback", "answer", "TEXT NOT NULL DEFAULT ''"),
+    ("messages", "readers", "TEXT NOT NULL DEFAULT ''"),
 )
 LATE_INDEXES = "CREATE INDEX IF NOT EXISTS feedback_by_sender ON feedback (sender);"
 # How long an operation given no deadline may wait for a pooled connection: as long as

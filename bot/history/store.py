@@ -37,6 +37,8 @@ REPLY_KEEP_SECONDS = 10 * 60.0
 # commands (reset, feedback, forget me) leave no row in the never-pruned answers log, which
 # recognises answered questions for ever. A month of ids is a small table.
 DELIVERY_KEEP_SECONDS = 30 * 86_400.0
+# `sources` looks this far back for the latest answer its reader may see (collections).
+SOURCES_LOOKBACK = 20
 # `claim` prunes deliveries at most this often per store instance (per process)...
 PRUNE_EVERY_SECONDS = 60.0
 # ...touching at most this many rows per step, so even a years-old backlog costs a request
@@ -95,8 +97,11 @@ class Conversations(Protocol):
         """
         ...
 
-    def last_sources(self, conversation: str, deadline: Deadline) -> tuple[str, ...] | None:
-        """Sources of the conversation's last stored answer; None if there is none."""
+    def last_sources(
+        self, conversation: str, deadline: Deadline, readable: frozenset[str] | None = None
+    ) -> tuple[str, ...] | None:
+        """Sources of the conversation's last stored answer that a reader of `readable` may
+        see (bot/readers.fits: None reads everything); None if there is none."""
         ...
 
     def clear(self, conversation: str, deadline: Deadline) -> int:

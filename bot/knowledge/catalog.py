@@ -1,4 +1,5 @@
-"""Which stored documents a `remove` target, an `ingest --prune` or `check` is about.
+"""Which stored documents a `remove` or `move` target, an `ingest --prune` or `check` is
+about.
 
 A document's source is the key ingest gave it: the name of the folder it was ingested
 from, then the path below it ("sample/uk-engagement-timeline.md"), so a folder key such as
@@ -21,16 +22,27 @@ def under(source: str, folder: str) -> bool:
     return bool(prefix) and source.startswith(prefix + "/")
 
 
+def names(document: DocumentInfo, target: str) -> bool:
+    """Whether `target` names the document: its exact source or title, a folder key it lies
+    under, or "#" and its collection ("#board")."""
+    in_collection = target.startswith("#") and target[1:] == document.collection
+    return (
+        in_collection
+        or target in (document.source, document.title)
+        or under(document.source, target)
+    )
+
+
 def select(
     documents: Iterable[DocumentInfo], targets: Iterable[str]
 ) -> tuple[list[DocumentInfo], list[str]]:
-    """The documents a target names (its exact source or title, or a folder key it lies
-    under), in listing order, and the targets that named none."""
+    """The documents a target names (see `names`), in listing order, and the targets that
+    named none."""
     documents, targets = list(documents), list(dict.fromkeys(targets))
     chosen: dict[str, DocumentInfo] = {}
     unmatched = []
     for target in targets:
-        named = [d for d in documents if target in (d.source, d.title) or under(d.source, target)]
+        named = [d for d in documents if names(d, target)]
         if not named:
             unmatched.append(target)
         chosen.update((d.id, d) for d in named)

@@ -15,12 +15,16 @@ from typing import NamedTuple, TextIO
 from bot.errors import KnowledgeUnavailable
 from bot.knowledge.catalog import stale
 from bot.knowledge.formats import max_bytes, supported_suffixes
+from bot.knowledge.formats.base import document_id
 from bot.knowledge.ingest_file import (
     ADDED,
+    DEFAULT_PLACEMENT,
     FAILED,
     SKIPPED,
     UNCHANGED,
     FileResult,
+    Placement,
+    move_elsewhere,
     prepare,
     too_large,
 )
@@ -41,7 +45,8 @@ class IngestSummary:
     `errors` are the files that failed (and paths that cannot be used), `skipped` the files
     left out for a reason that is not a failure (a scan without OCR), one line each;
     `ignored` counts by suffix the files of other types a folder walk passed over;
-    `removed` lists the sources pruned because their files are gone."""
+    `removed` lists the sources pruned because their files are gone; `moved` the unchanged
+    documents moved to `ingest --collection`'s collection, each with the one it left."""
 
     documents_added: int = 0
     documents_updated: int = 0
@@ -53,6 +58,7 @@ class IngestSummary:
     skipped: list[str] = field(default_factory=list)
     ignored: dict[str, int] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,7 @@ def ingest_paths(
     clock: Callable[[], float] = time.monotonic,
     prune: bool = False,
     ocr: Ocr | None = None,
+    placement: Placement = DEFAULT_PLACEMENT,
 ) -> IngestSummary:
     """Ingest files and folders; unchanged files are skipped, changed ones replaced.
 
@@ -149,20 +156,26 @@ def ingest_paths(
     an error line, and nothing of it is stored; a store failure (KnowledgeUnavailable)
     stops the run. `clock` times the run (tests pass their own). `prune` also removes the
     stored documents that came from the given folders (the same folder key) whose files
-    are gone. `ocr` reads PDFs without a text layer; without it they are skipped. When
-    anything was stored or removed, a store that can (SQLite) merges its full-text index."""
+    are gone. `ocr` reads PDFs without a text layer; without it they are skipped.
+    `placement` chooses the documents' collection; with `placement.into`, unchanged ones
+    stored in another collection move there too. When anything was stored or removed, a
+    store that can (SQLite) merges its full-text index."""
     started = clock()
     summary = IngestSummary()
     files, summary.errors, summary.ignored = discover(paths)
     report = _progress_callback(progress)
     people: set[str] = set()
     batch = _Batch(store)
+    unchanged: set[str] = set()  # document ids, for `placement.into`
     for done, source in enumerate(files, start=1):
-        _ingest_one(store, source, summary, people, batch, ocr)
+        if _ingest_one(store, source, summary, people, batch, ocr, placement) == UNCHANGED:
+            unchanged.add(document_id(source.key))
         if report:
             report(done, len(files), source.key)
     batch.flush()
     summary.people = len(people)
+    if placement.into and unchanged:
+        summary.moved = move_elsewhere(store, unchanged, placement.into)
     if prune:
         folders = [Path(raw).resolve().name for raw in paths if Path(raw).is_dir()]
         gone = stale(store.documents(), folders, {source.key for source in files})
@@ -223,20 +236,23 @@ def _ingest_one(
     people: set[str],
     batch: _Batch,
     ocr: Ocr | None,
-) -> None:
+    placement: Placement,
+) -> str:
+    """Read, compare and parse one file into the batch; its outcome."""
     limit = max_bytes(source.path)
     try:
         if limit is not None and (size := source.path.stat().st_size) > limit:
             summary.errors.append(f"{source.key}: {too_large(size, limit)}")
-            return
+            return FAILED
         data = source.path.read_bytes()
     except OSError as exc:
         summary.errors.append(f"{source.key}: cannot read ({exc.strerror or exc})")
-        return
-    result, doc = prepare(store, source.key, source.path, data, ocr, None)
+        return FAILED
+    result, doc = prepare(store, source.key, source.path, data, ocr, None, placement=placement)
     if doc is not None:
         batch.add(doc)
     _count(summary, people, result)
+    return result.outcome
 
 
 def _count(summary: IngestSummary, people: set[str], result: FileResult) -> None:

@@ -16,6 +16,7 @@ from bot.knowledge.formats import ParseError, max_bytes, parse_file, pdf
 from bot.knowledge.formats.base import document_id, humanise_stem
 from bot.knowledge.store import Document, KnowledgeStore
 from bot.ocr import Ocr
+from bot.readers import DEFAULT_COLLECTION
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ SKIPPED, FAILED = "skipped", "failed"
 class FileResult:
     """What ingesting one file did: its outcome, the stored document's title, passages and
     people, or the one-line reason (without the key) it was skipped or failed. The title
-    of an unchanged file is only known when the caller gave one."""
+    of an unchanged file is only known when the caller gave one. `collection` is the one
+    the document is in afterwards ("" when it kept a stored one, not looked up), and
+    `moved_from` the one an unchanged document left for it."""
 
     key: str
     outcome: str
@@ -40,6 +43,25 @@ class FileResult:
     passages: int = 0
     people: tuple[str, ...] = ()
     reason: str = ""
+    collection: str = ""
+    moved_from: str = ""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which collection documents go to: `into` for every one (`ingest --collection`, a
+    caption's "#name"), else `default` for a new one while a stored one keeps its own."""
+
+    into: str = ""
+    default: str = DEFAULT_COLLECTION
+
+    def of(self, stored: bool) -> str:
+        """The Document.collection to write: "" keeps the stored document's."""
+        return self.into or ("" if stored else self.default)
+
+
+# New documents in "general", stored ones where they are: as before collections existed.
+DEFAULT_PLACEMENT = Placement()
 
 
 def _size(n: int) -> str:
@@ -63,6 +85,7 @@ def ingest_file(
     title: str = "",
     ocr: Ocr | None = None,
     deadline: Deadline | None = None,
+    placement: Placement = DEFAULT_PLACEMENT,
 ) -> FileResult:
     """Ingest one file held in memory exactly as `ingest_paths` ingests one on disk.
 
@@ -70,15 +93,16 @@ def ingest_file(
     whose suffix chooses the format (default: the key's last part). Checked for size, not
     parsed again when unchanged (the same sha256 under the same key), replacing the stored
     version when changed. `title` replaces the title the file gives itself. `deadline`
-    bounds OCR (default OCR_SECONDS from when it starts). The file's own faults become a
-    SKIPPED or FAILED result; a store failure raises KnowledgeUnavailable."""
+    bounds OCR (default OCR_SECONDS from when it starts). `placement` chooses its
+    collection; an unchanged document moves to `placement.into`. The file's own faults
+    become a SKIPPED or FAILED result; a store failure raises KnowledgeUnavailable."""
     path = Path(name or key)
     if (limit := max_bytes(path)) is not None and len(data) > limit:
         return FileResult(key, FAILED, reason=too_large(len(data), limit))
-    result, doc = prepare(store, key, path, data, ocr, deadline, title)
+    result, doc = prepare(store, key, path, data, ocr, deadline, title, placement)
     if doc is not None:
         store.upsert(doc)
-    return result
+    return _moved(store, result, placement.into)
 
 
 # Chooses a document's (key, title) from the parsed Document and the title it gives itself
@@ -94,6 +118,7 @@ def ingest_named(
     *,
     ocr: Ocr | None = None,
     deadline: Deadline | None = None,
+    placement: Placement = DEFAULT_PLACEMENT,
 ) -> FileResult:
     """`ingest_file` for a file whose key depends on what it says (its title): parsed first,
     then keyed by `naming`, then compared with the stored version and stored if it differs.
@@ -110,9 +135,32 @@ def ingest_named(
     doc = replace(doc, id=document_id(key), source=key, title=title)
     stored_sha = store.document_sha(doc.id)
     if stored_sha == doc.sha256:
-        return FileResult(key, UNCHANGED, doc.title, len(doc.chunks), doc.people)
+        unchanged = FileResult(key, UNCHANGED, doc.title, len(doc.chunks), doc.people)
+        return _moved(store, unchanged, placement.into)
+    doc = replace(doc, collection=placement.of(stored_sha is not None))
     store.upsert(doc)
     return _stored(key, doc, stored_sha)
+
+
+def _moved(store: KnowledgeStore, result: FileResult, into: str) -> FileResult:
+    """An unchanged document moved to `into` when it is stored elsewhere (a changed or new
+    one was written there already); the result says where it is and where it was."""
+    if result.outcome != UNCHANGED or not into:
+        return result
+    moved = move_elsewhere(store, {document_id(result.key)}, into)
+    return replace(result, collection=into, moved_from=moved[0][1] if moved else "")
+
+
+def move_elsewhere(
+    store: KnowledgeStore, document_ids: set[str], into: str
+) -> list[tuple[str, str]]:
+    """Move those of these documents stored outside `into` there, in one new version;
+    (source, the collection it left) of each moved. The stored collections are only
+    listed with all the documents: once per run, or per document added from the phone."""
+    elsewhere = [d for d in store.documents() if d.id in document_ids and d.collection != into]
+    if elsewhere:
+        store.move((d.id for d in elsewhere), into)
+    return [(d.source, d.collection) for d in elsewhere]
 
 
 # -- shared by a file on disk and one in memory: compare, parse, report -----------------
@@ -135,9 +183,11 @@ def prepare(
     ocr: Ocr | None,
     deadline: Deadline | None,
     title: str = "",
+    placement: Placement = DEFAULT_PLACEMENT,
 ) -> tuple[FileResult, Document | None]:
-    """The file's result and the Document to store (None when there is nothing to store):
-    an unchanged file is not parsed again."""
+    """The file's result and the Document to store (None when there is nothing to store),
+    in the collection `placement` gives it: an unchanged file is not parsed again (nor
+    moved: the caller does that, for one file or a whole run)."""
     doc_id = document_id(key)
     stored_sha = store.document_sha(doc_id)
     if stored_sha == hashlib.sha256(data).hexdigest():
@@ -146,14 +196,14 @@ def prepare(
         doc = _parse_or_refuse(path, data, doc_id, key, ocr, deadline)
     except _NotIngested as refused:
         return FileResult(key, refused.outcome, title, reason=refused.reason), None
-    if title:
-        doc = replace(doc, title=title)
+    doc = replace(doc, title=title or doc.title, collection=placement.of(stored_sha is not None))
     return _stored(key, doc, stored_sha), doc
 
 
 def _stored(key: str, doc: Document, stored_sha: str | None) -> FileResult:
     outcome = ADDED if stored_sha is None else UPDATED
-    return FileResult(key, outcome, doc.title, len(doc.chunks), doc.people)
+    passages, people = len(doc.chunks), doc.people
+    return FileResult(key, outcome, doc.title, passages, people, collection=doc.collection)
 
 
 def _parse_or_refuse(

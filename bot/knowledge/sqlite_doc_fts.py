@@ -17,41 +17,48 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from bot.errors import KnowledgeUnavailable
+from bot.knowledge.sqlite_scope import TOKEN_SQL
 
 logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS doc_fts USING fts5(
-    text, title, content='', tokenize='porter unicode61 remove_diacritics 2');
+    text, title, collection, content='', tokenize='porter unicode61 remove_diacritics 2');
 """
 FILLED_KEY = "doc_fts"  # in meta once every document stored before the table was indexed
-_ROW = """
-SELECT c.pk, c.text, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id
-WHERE c.doc_id = ? ORDER BY c.seq
+_ROW = f"""
+SELECT c.pk, c.text, d.title, {TOKEN_SQL.format(column="d.collection")}
+FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.seq
 """
 
 
-def _row(conn: sqlite3.Connection, doc_id: str) -> tuple[int, str, str] | None:
-    """(rowid, text, title) of a document as the table holds it; None without chunks."""
+def _row(conn: sqlite3.Connection, doc_id: str) -> tuple[int, str, str, str] | None:
+    """(rowid, text, title, collection token) of a document as the table holds it; None
+    without chunks."""
     rows = conn.execute(_ROW, (doc_id,)).fetchall()
     if not rows:
         return None
-    return min(pk for pk, _, _ in rows), "\n".join(text for _, text, _ in rows), rows[0][2]
+    text = "\n".join(row[1] for row in rows)
+    return min(row[0] for row in rows), text, rows[0][2], rows[0][3]
 
 
 def index(conn: sqlite3.Connection, doc_id: str) -> None:
-    """Add a document's row, after its chunks and title are written."""
-    row = _row(conn, doc_id)
-    if row is not None:
-        conn.execute("INSERT INTO doc_fts (rowid, text, title) VALUES (?, ?, ?)", row)
-
-
-def unindex(conn: sqlite3.Connection, doc_id: str) -> None:
-    """Remove a document's row, before its chunks or title change."""
+    """Add a document's row, after its chunks, title and collection are written."""
     row = _row(conn, doc_id)
     if row is not None:
         conn.execute(
-            "INSERT INTO doc_fts (doc_fts, rowid, text, title) VALUES ('delete', ?, ?, ?)", row
+            "INSERT INTO doc_fts (rowid, text, title, collection) VALUES (?, ?, ?, ?)", row
+        )
+
+
+def unindex(conn: sqlite3.Connection, doc_id: str) -> None:
+    """Remove a document's row, before its chunks, title or collection change."""
+    row = _row(conn, doc_id)
+    if row is not None:
+        conn.execute(
+            "INSERT INTO doc_fts (doc_fts, rowid, text, title, collection) "
+            "VALUES ('delete', ?, ?, ?, ?)",
+            row,
         )
 
 

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 from bot.deadline import Deadline
 from bot.embedding import Embedder
 from bot.errors import KnowledgeUnavailable
-from bot.knowledge import sqlite_doc_fts, sqlite_locations, sqlite_search
+from bot.knowledge import sqlite_doc_fts, sqlite_locations, sqlite_scope, sqlite_search
 from bot.knowledge.fts_query import build_match_query, fts_term, query_words
 from bot.knowledge.sqlite_vectors import SCHEMA as VECTOR_SCHEMA
-from bot.knowledge.store import Document, DocumentInfo
+from bot.knowledge.store import Document, DocumentInfo, Readable
 from bot.models import Passage
+from bot.readers import DEFAULT_COLLECTION
 from bot.sqlite_pool import DEFAULT_SIZE, SqlitePool, use_wal
 
 if TYPE_CHECKING:
@@ -42,26 +43,43 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL,
     date TEXT NOT NULL, sha256 TEXT NOT NULL, people TEXT NOT NULL DEFAULT '[]',
-    updated_at REAL NOT NULL DEFAULT 0);
+    updated_at REAL NOT NULL DEFAULT 0, collection TEXT NOT NULL DEFAULT 'general');
 CREATE TABLE IF NOT EXISTS chunks (
     pk INTEGER PRIMARY KEY,  -- explicit, so VACUUM keeps the FTS rowids valid
     id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, seq INTEGER NOT NULL,
     text TEXT NOT NULL, speakers TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (doc_id, seq);
--- The FTS index reads its content from this view, so text is stored once.
-CREATE VIEW IF NOT EXISTS chunk_search AS
-    SELECT c.pk AS pk, c.doc_id AS doc_id, c.text AS text, d.title AS title,
-           c.speakers AS speakers
-    FROM chunks c JOIN documents d ON d.id = c.doc_id;
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(
-    text, title, speakers, content='chunk_search', content_rowid='pk',
-    tokenize='porter unicode61 remove_diacritics 2');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0');
 """
+# The FTS index reads its content from this view, so text is stored once. Its last column
+# is the document's collection as one token (sqlite_scope.py), so a search limited to some
+# collections is one more term of the same MATCH.
+_TOKEN = sqlite_scope.TOKEN_SQL.format(column="d.collection")
+_CHUNK_INDEX = f"""
+CREATE VIEW IF NOT EXISTS chunk_search AS
+    SELECT c.pk AS pk, c.doc_id AS doc_id, c.text AS text, d.title AS title,
+           c.speakers AS speakers, {_TOKEN} AS collection
+    FROM chunks c JOIN documents d ON d.id = c.doc_id;
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(
+    text, title, speakers, collection, content='chunk_search', content_rowid='pk',
+    tokenize='porter unicode61 remove_diacritics 2');
+"""
 
+# External content: a row is removed with the exact values it was indexed with, read from
+# the view before the chunks, the title or the collection change.
+_INDEX_CHUNKS = (
+    "INSERT INTO chunk_fts (rowid, text, title, speakers, collection) "
+    "SELECT pk, text, title, speakers, collection FROM chunk_search WHERE doc_id = ?"
+)
+_UNINDEX_CHUNKS = (
+    "INSERT INTO chunk_fts (chunk_fts, rowid, text, title, speakers, collection) "
+    "SELECT 'delete', pk, text, title, speakers, collection FROM chunk_search WHERE doc_id = ?"
+)
+
+_VERSION = "SELECT key, value FROM meta WHERE key IN ('instance', 'version')"
 _LISTING = """
 SELECT d.id, d.title, d.source, d.kind, d.date,
-       (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id), d.updated_at
+       (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id), d.updated_at, d.collection
 FROM documents d ORDER BY d.source, d.id
 """
 
@@ -112,18 +130,25 @@ class SqliteKnowledgeStore:
         try:
             with self._connection() as conn:
                 # IF NOT EXISTS everywhere: several workers may create the schema at once.
-                conn.executescript(
-                    _SCHEMA + sqlite_doc_fts.SCHEMA + VECTOR_SCHEMA + sqlite_locations.SCHEMA
-                )
+                conn.executescript(_SCHEMA + VECTOR_SCHEMA + sqlite_locations.SCHEMA)
                 conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', ?)",
                     (uuid.uuid4().hex[:12],),
                 )
+                current = sqlite_scope.has_collections(conn)
+                if current:
+                    conn.executescript(_CHUNK_INDEX + sqlite_doc_fts.SCHEMA)
+            if not current:  # a store made before collections
+                sqlite_scope.add_collections_once(
+                    self._transaction, _CHUNK_INDEX + sqlite_doc_fts.SCHEMA, self._bump_version
+                )
+            with self._connection() as conn:
                 fill = not sqlite_doc_fts.filled(conn)
         except KnowledgeUnavailable:
             self.close()
             raise
-        if fill:  # a store made before the document index
+        self._known = sqlite_scope.Known()  # collection sizes and term counts, per version
+        if fill:  # a store made before the document index (or its collections)
             sqlite_doc_fts.fill_once(self._transaction, changed=self._bump_version)
 
     # -- connections -----------------------------------------------------------------
@@ -161,12 +186,15 @@ class SqliteKnowledgeStore:
         self.close()
 
     # -- reads -----------------------------------------------------------------------
-    def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
+    def search(
+        self, query: str, k: int, deadline: Deadline, collections: Readable = None
+    ) -> list[Passage]:
         """The `k` best chunks for free user text, best first: BM25 lifted by document-level
         evidence, with vectors the cosines too (full-text only when the embedding fails);
-        [] when the relevance floor is on and no document covers the question well enough."""
+        [] when the relevance floor is on and no document covers the question well enough.
+        With `collections`, as a store holding only their documents would (sqlite_scope)."""
         terms = [fts_term(word) for word in query_words(query)]
-        if not terms or k <= 0:
+        if not terms or k <= 0 or collections == frozenset():
             return []
         k = min(k, MAX_K)
         if deadline.expired():
@@ -175,8 +203,9 @@ class SqliteKnowledgeStore:
             # The pool clears the progress handler when the connection is returned.
             with self._pool.connection(deadline) as conn:
                 conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, _PROGRESS_STEPS)
+                scope = self._scope(conn, collections)
                 found = sqlite_search.search(
-                    conn, query, terms, k, self.vectors, deadline, self.relevance_floor
+                    conn, query, terms, k, self.vectors, deadline, self.relevance_floor, scope
                 )
                 located = sqlite_locations.read(conn, [row[0] for row, _ in found])
         except sqlite3.OperationalError as exc:  # PoolTimeout included
@@ -187,6 +216,18 @@ class SqliteKnowledgeStore:
         except sqlite3.Error as exc:
             raise KnowledgeUnavailable(f"sqlite: {exc}") from exc
         return [self._passage(row, score, located.get(row[0], "")) for row, score in found]
+
+    def _scope(self, conn: sqlite3.Connection, collections: Readable) -> sqlite_search.Scope | None:
+        """What a search limited to `collections` needs: their sizes, the counts known;
+        None for no limit (none asked, or they hold everything)."""
+        if collections is None:
+            return None
+        meta = dict(conn.execute(_VERSION))
+        version = f"{meta.get('instance')}:{meta.get('version')}"
+        size = self._known.size(conn, version, collections)
+        if size is None:  # every stored collection: the search of the whole store
+            return None
+        return sqlite_search.Scope(collections, size, self._known, version)
 
     @staticmethod
     def _passage(row: tuple, score: float, location: str = "") -> Passage:
@@ -281,6 +322,25 @@ class SqliteKnowledgeStore:
             for table in ("chunk_fts", "doc_fts"):
                 conn.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
 
+    def move(self, document_ids: Iterable[str], collection: str) -> int:
+        """Put these documents in `collection`: their index rows are written again with its
+        token (chunks and vectors stay); how many existed."""
+        moved = 0
+        with self._transaction() as conn:
+            for doc_id in dict.fromkeys(document_ids):
+                sqlite_doc_fts.unindex(conn, doc_id)
+                conn.execute(_UNINDEX_CHUNKS, (doc_id,))
+                found = conn.execute(
+                    "UPDATE documents SET collection = ?, updated_at = ? WHERE id = ?",
+                    (collection, time.time(), doc_id),
+                ).rowcount
+                conn.execute(_INDEX_CHUNKS, (doc_id,))
+                sqlite_doc_fts.index(conn, doc_id)
+                moved += found
+            if moved:
+                self._bump_version(conn)
+        return moved
+
     def remove(self, document_ids: Iterable[str]) -> int:
         """Delete these documents and their chunks; how many existed (the version changes
         when any did, so answers cached from them are no longer served)."""
@@ -295,25 +355,21 @@ class SqliteKnowledgeStore:
 
     @staticmethod
     def _delete_chunks(conn: sqlite3.Connection, doc_id: str) -> None:
-        # External-content FTS: old rows are removed with the exact values they were
-        # indexed with, read from the view before the chunks and title change.
         sqlite_doc_fts.unindex(conn, doc_id)
-        conn.execute(
-            "INSERT INTO chunk_fts (chunk_fts, rowid, text, title, speakers) "
-            "SELECT 'delete', pk, text, title, speakers FROM chunk_search WHERE doc_id = ?",
-            (doc_id,),
-        )
+        conn.execute(_UNINDEX_CHUNKS, (doc_id,))
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
 
     @classmethod
     def _replace(cls, conn: sqlite3.Connection, doc: Document) -> None:
+        stored = conn.execute("SELECT collection FROM documents WHERE id = ?", (doc.id,)).fetchone()
+        collection = doc.collection or (stored[0] if stored else DEFAULT_COLLECTION)
         cls._delete_chunks(conn, doc.id)
         conn.execute(
-            "INSERT INTO documents (id, title, kind, source, date, sha256, people, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            "INSERT INTO documents (id, title, kind, source, date, sha256, people, updated_at,"
+            " collection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
             " title = excluded.title, kind = excluded.kind, source = excluded.source,"
             " date = excluded.date, sha256 = excluded.sha256, people = excluded.people,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, collection = excluded.collection",
             (
                 doc.id,
                 doc.title,
@@ -323,6 +379,7 @@ class SqliteKnowledgeStore:
                 doc.sha256,
                 json.dumps(list(doc.people)),
                 time.time(),
+                collection,
             ),
         )
         conn.executemany(
@@ -333,9 +390,5 @@ class SqliteKnowledgeStore:
             ],
         )
         sqlite_locations.write(conn, doc)
-        conn.execute(
-            "INSERT INTO chunk_fts (rowid, text, title, speakers) "
-            "SELECT pk, text, title, speakers FROM chunk_search WHERE doc_id = ?",
-            (doc.id,),
-        )
+        conn.execute(_INDEX_CHUNKS, (doc.id,))
         sqlite_doc_fts.index(conn, doc.id)

@@ -5,8 +5,10 @@ store hands it."""
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.deadline import Deadline
@@ -18,18 +20,37 @@ from bot.knowledge.sqlite_rank import (
     hybrid_scores,
     lexical_scores,
 )
+from bot.knowledge.sqlite_scope import (
+    CHUNK_TEXT,
+    DOCUMENT_TEXT,
+    Known,
+    Size,
+    Statistics,
+    Table,
+    exact_scores,
+    listed,
+    matching,
+    table_size,
+    term_rows,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
     from bot.knowledge.vector_leg import VectorLeg
 
-# bm25() weights per chunk_fts column (text, title, speakers): a title word counts double.
-BM25_WEIGHTS = (1.0, 2.0, 1.0)
+# bm25() weights per chunk_fts column (text, title, speakers, collection): a title word
+# counts double, the collection token not at all (it is only ever a filter).
+BM25_WEIGHTS = (1.0, 2.0, 1.0, 0.0)
+# doc_fts columns (text, title, collection): a document's BM25 is over its chunk texts only.
+DOCUMENT_WEIGHTS = (1.0, 0.0, 0.0)
 # bm25() costs far more than matching, so it is computed only for the rows that hold the
 # query's rarest terms, up to about this many rows; rows holding only common terms (which
 # score low anyway) are left out. Below this size every matching row is ranked.
 CANDIDATE_ROWS = 1000
+# A search limited to some collections scores (sqlite_scope) the documents of its hits and
+# these many more, those the table's own bm25() puts first.
+RESCORED_DOCUMENTS = 50
 
 _BM25 = f"bm25(chunk_fts, {', '.join(map(str, BM25_WEIGHTS))})"
 _HITS = f"""
@@ -43,11 +64,12 @@ _SEARCH = _HITS.format(where="chunk_fts MATCH ?")
 _GATED_SEARCH = _HITS.format(
     where="chunk_fts MATCH ? AND +rowid IN (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ?)"
 )
-_COUNT = "(SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH ?)"
-# The title column weighs 0: a document's BM25 is over its chunk texts only.
-_DOCUMENT_BM25 = """
-SELECT c.doc_id, -bm25(doc_fts, 1.0, 0.0) FROM doc_fts JOIN chunks c ON c.pk = doc_fts.rowid
-WHERE doc_fts MATCH ?
+# As term_rows' `only` takes them, made by SQLite: no Python per row.
+_CANDIDATES = "SELECT json_group_array(rowid) FROM chunk_fts WHERE chunk_fts MATCH ?"
+_COUNT = "(SELECT count(*) FROM {table} WHERE {table} MATCH ?)"
+_DOCUMENT_BM25 = f"""
+SELECT c.doc_id, -bm25(doc_fts, {", ".join(map(str, DOCUMENT_WEIGHTS))}), doc_fts.rowid
+FROM doc_fts JOIN chunks c ON c.pk = doc_fts.rowid WHERE doc_fts MATCH ?
 """
 _HOLDERS = """
 SELECT c.doc_id FROM doc_fts JOIN chunks c ON c.pk = doc_fts.rowid WHERE doc_fts MATCH ?
@@ -59,6 +81,21 @@ FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.pk IN ({marks})
 """
 
 
+@dataclass(frozen=True)
+class Scope:
+    """A search limited to some collections, their sizes, and the store's cache of counts
+    at its `version`."""
+
+    collections: frozenset[str]
+    size: Size
+    known: Known
+    version: str
+
+
+CHUNKS = Table("chunk_fts", BM25_WEIGHTS, CHUNK_TEXT)
+DOCUMENTS = Table("doc_fts", DOCUMENT_WEIGHTS, DOCUMENT_TEXT)
+
+
 def search(
     conn: sqlite3.Connection,
     query: str,
@@ -67,12 +104,14 @@ def search(
     vectors: VectorLeg | None,
     deadline: Deadline,
     floor: bool = False,
+    scope: Scope | None = None,
 ) -> list[tuple[tuple, float]]:
     """The `k` best (passage row, score) pairs, best first; [] when `floor` is on and the
     question is not covered enough to clear it. The hybrid ranking and floor when the question gets
-    a vector, else the lexical ones."""
-    counts = _counts(conn, terms)
-    share = _coverage(conn, terms, counts) if floor else None
+    a vector, else the lexical ones; with a `scope`, only its collections' rows, ranked by
+    their statistics alone."""
+    counts = _counts(conn, CHUNKS, terms, scope)
+    share = _coverage(conn, terms, counts, scope) if floor else None
     vector = None
     # A question no cosine could lift over the floor is not even embedded.
     if vectors is not None and covered(share, best_cosine=1.0):
@@ -80,44 +119,83 @@ def search(
     if vector is None or vectors is None:
         if not covered(share):
             return []
-        hits = _lexical_hits(conn, terms, counts)
-        scores = lexical_scores(hits, _document_bm25(conn, terms))
+        hits = _lexical_hits(conn, terms, counts, scope)
+        documents = _document_bm25(conn, terms, scope, {hit.doc_id for hit in hits})
+        scores = lexical_scores(hits, documents)
     else:
-        hits = _with_cosines(conn, vectors, vector, _lexical_hits(conn, terms, counts))
+        lexical = _lexical_hits(conn, terms, counts, scope)
+        hits = _with_cosines(conn, vectors, vector, lexical, scope)
         if not covered(share, max((h.cosine for h in hits), default=0.0)):
             return []
         doc_ids = {hit.doc_id for hit in hits}
         scores = hybrid_scores(
-            hits, _document_bm25(conn, terms), vectors.document_cosines(conn, vector, doc_ids)
+            hits,
+            _document_bm25(conn, terms, scope, doc_ids),
+            vectors.document_cosines(conn, vector, doc_ids),
         )
     top = best_first(scores, k)
     return [(row, scores[row[-1]]) for row in chunk_rows(conn, top)]
 
 
-def _counts(conn: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
-    """How many chunks hold each term."""
-    # One statement for all the terms: a statement per term costs a round of Python and
-    # statement-cache overhead each (the query text is the same for the same term count).
+@dataclass(frozen=True)
+class Counts:
+    """How many rows hold each term: in the search's collections, and in the whole table
+    (the same numbers without a scope)."""
+
+    permitted: dict[str, int]
+    whole: dict[str, int]
+
+    def __getitem__(self, term: str) -> int:
+        return self.permitted[term]
+
+
+def _counts(
+    conn: sqlite3.Connection, table: Table, terms: Sequence[str], scope: Scope | None
+) -> Counts:
+    """How many rows of `table` hold each term (in its question columns)."""
     if not terms:
-        return {}
-    found = conn.execute(f"SELECT {', '.join([_COUNT] * len(terms))}", list(terms)).fetchone()
-    return dict(zip(terms, found, strict=True))
+        return Counts({}, {})
+    whole = [f"{table.columns}: {term}" for term in terms]
+    if scope is None:
+        # One statement for all the terms: a statement per term costs a round of Python
+        # and statement-cache overhead each (the text is the same for the same term count).
+        count = _COUNT.format(table=table.name)
+        found = conn.execute(f"SELECT {', '.join([count] * len(terms))}", whole).fetchone()
+        numbers = dict(zip(terms, found, strict=True))
+        return Counts(numbers, numbers)
+    permitted = [matching([term], table.columns, scope.collections) for term in terms]
+    found = scope.known.counts(conn, scope.version, table.name, permitted + whole)
+    return Counts(
+        dict(zip(terms, found[: len(terms)], strict=True)),
+        dict(zip(terms, found[len(terms) :], strict=True)),
+    )
 
 
-def _coverage(conn: sqlite3.Connection, terms: Sequence[str], counts: dict[str, int]) -> float:
+def _coverage(
+    conn: sqlite3.Connection, terms: Sequence[str], counts: Counts, scope: Scope | None
+) -> float:
     """The largest idf-weighted share of the terms one document holds (relevance.py)."""
-    total = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    if scope is None:
+        total = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    else:
+        total = scope.size.chunks
     if not total:
         return 0.0
+    collections = None if scope is None else scope.collections
     holders = [
-        [doc_id for (doc_id,) in conn.execute(_HOLDERS, (term,))] if counts[term] else []
+        [
+            doc_id
+            for (doc_id,) in conn.execute(_HOLDERS, (matching([term], DOCUMENT_TEXT, collections),))
+        ]
+        if counts[term]
+        else []
         for term in terms
     ]
     return coverage([idf(total, counts[term]) for term in terms], holders)
 
 
 def _lexical_hits(
-    conn: sqlite3.Connection, terms: Sequence[str], counts: dict[str, int]
+    conn: sqlite3.Connection, terms: Sequence[str], counts: Counts, scope: Scope | None
 ) -> list[Hit]:
     """The top BM25 hits, scoring only rows that hold the rarest terms at scale."""
     # A term found nowhere must not become the gate: it would let no row through.
@@ -130,24 +208,90 @@ def _lexical_hits(
             break
         rare.append(term)
         rows += counts[term]
-    match = " OR ".join(terms)
+    if scope is not None:
+        return _limited_hits(conn, terms, present, rare, counts, scope)
+    match = matching(terms, CHUNK_TEXT, None)
     if len(rare) == len(present):
         found = conn.execute(_SEARCH, (match, TOP_HITS)).fetchall()
     else:
-        found = conn.execute(_GATED_SEARCH, (match, " OR ".join(rare), TOP_HITS)).fetchall()
+        gate = matching(rare, CHUNK_TEXT, None)
+        found = conn.execute(_GATED_SEARCH, (match, gate, TOP_HITS)).fetchall()
     return [Hit(pk, doc_id, seq, lexical=score) for pk, doc_id, seq, score in found]
 
 
-def _document_bm25(conn: sqlite3.Connection, terms: Sequence[str]) -> dict[str, float]:
-    """Each matching document's -bm25 over all its text."""
-    return dict(conn.execute(_DOCUMENT_BM25, (" OR ".join(terms),)).fetchall())
+def _limited_hits(
+    conn: sqlite3.Connection,
+    terms: Sequence[str],
+    present: Sequence[str],
+    rare: Sequence[str],
+    counts: Counts,
+    scope: Scope,
+) -> list[Hit]:
+    """The same hits as `_lexical_hits` in a store of only the scope's collections: the
+    rows of the scope holding the rarest terms (all its matching rows when they are few),
+    each term's bm25() read on those rows, and BM25 recomputed with the scope's
+    statistics (sqlite_scope.exact_scores); the best TOP_HITS, ties by rowid."""
+    gate = matching(rare, CHUNK_TEXT, scope.collections)
+    [(candidates,)] = conn.execute(_CANDIDATES, (gate,)).fetchall()
+    scores = _rescored(conn, CHUNKS, terms, candidates, counts, scope)
+    best = sorted(scores, key=lambda pk: (-scores[pk], pk))[:TOP_HITS]
+    return [Hit(pk, doc_id, seq, lexical=scores[pk]) for pk, doc_id, seq in _places(conn, best)]
+
+
+def _rescored(
+    conn: sqlite3.Connection,
+    table: Table,
+    terms: Sequence[str],
+    rows: str,
+    counts: Counts,
+    scope: Scope,
+) -> dict[int, float]:
+    """-bm25 of `rows` (listed) by the scope's statistics: each term's bm25() read on them,
+    then recomputed (sqlite_scope.exact_scores)."""
+    found = {
+        term: term_rows(conn, table, term, scope.collections, rows)
+        for term in terms
+        if counts.permitted[term]
+    }
+    whole = Statistics(*table_size(conn, table.name), counts.whole)
+    permitted = Statistics(*scope.size.of(table.name), counts.permitted)
+    return exact_scores(conn, table, terms, rows, found, whole, permitted)
+
+
+def _document_bm25(
+    conn: sqlite3.Connection,
+    terms: Sequence[str],
+    scope: Scope | None,
+    wanted: Collection[str] = (),
+) -> dict[str, float]:
+    """Each matching document's -bm25 over all its text. With a scope, by its collections'
+    statistics, for the `wanted` documents (those of the hits) and the best
+    RESCORED_DOCUMENTS by the table's own bm25() (the largest, which the ranking divides by,
+    is among them but for a question that the scope's statistics turn upside down)."""
+    collections = None if scope is None else scope.collections
+    match = matching(terms, DOCUMENT_TEXT, collections)
+    if scope is None:
+        return {doc_id: score for doc_id, score, _ in conn.execute(_DOCUMENT_BM25, (match,))}
+    matched = conn.execute(_DOCUMENT_BM25, (match,)).fetchall()
+    best = heapq.nlargest(RESCORED_DOCUMENTS, matched, key=lambda row: row[1])
+    pool = {row[2]: row[0] for row in best}
+    pool.update((rowid, doc_id) for doc_id, _, rowid in matched if doc_id in wanted)
+    counts = _counts(conn, DOCUMENTS, terms, scope)
+    scores = _rescored(conn, DOCUMENTS, terms, listed(pool), counts, scope)
+    return {doc_id: scores[rowid] for rowid, doc_id in pool.items() if rowid in scores}
 
 
 def _with_cosines(
-    conn: sqlite3.Connection, vectors: VectorLeg, vector: np.ndarray, hits: list[Hit]
+    conn: sqlite3.Connection,
+    vectors: VectorLeg,
+    vector: np.ndarray,
+    hits: list[Hit],
+    scope: Scope | None = None,
 ) -> list[Hit]:
-    """The BM25 hits and the nearest chunks together, each with its cosine."""
-    nearest = dict(vectors.nearest(conn, vector, TOP_HITS))
+    """The BM25 hits and the nearest chunks (of the scope's collections) together, each
+    with its cosine."""
+    collections = None if scope is None else scope.collections
+    nearest = dict(vectors.nearest(conn, vector, TOP_HITS, collections))
     lexical = {hit.pk for hit in hits}
     cosines = vectors.cosines(conn, vector, [pk for pk in lexical if pk not in nearest])
     cosines.update(nearest)

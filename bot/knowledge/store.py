@@ -8,6 +8,10 @@ from typing import Protocol
 
 from bot.deadline import Deadline
 from bot.models import Passage
+from bot.readers import DEFAULT_COLLECTION
+
+# The collections a search may draw from; None: every collection (none configured).
+Readable = frozenset[str] | None
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ class Document:
     sha256: str  # of the file's bytes: unchanged files are skipped
     chunks: tuple[Chunk, ...]
     people: tuple[str, ...] = ()  # speakers / attendees
+    # Who may read it (bot/readers.py); "" keeps a stored document's collection and puts a
+    # new one in the default ("general").
+    collection: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class DocumentInfo:
     date: str
     chunks: int
     ingested_at: float  # Unix time of the last write; 0 if unknown
+    collection: str = DEFAULT_COLLECTION
 
 
 class KnowledgeStore(Protocol):
@@ -54,10 +62,16 @@ class KnowledgeStore(Protocol):
 
     backend: str
 
-    def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
+    def search(
+        self, query: str, k: int, deadline: Deadline, collections: Readable = None
+    ) -> list[Passage]:
         """The `k` most relevant passages for free user text, best first; [] when none is
         relevant enough (the store's relevance floor: the knowledge does not cover the
-        question), which the use case answers with "not found" instead of a guess."""
+        question), which the use case answers with "not found" instead of a guess.
+
+        With `collections`, only their documents exist for the search: it filters inside
+        the store's own query and ranks with their statistics alone, so the result is what
+        a store holding only those collections would give."""
         ...
 
     def document_sha(self, doc_id: str) -> str | None:
@@ -74,6 +88,10 @@ class KnowledgeStore(Protocol):
 
     def remove(self, document_ids: Iterable[str]) -> int:
         """Delete these documents with their chunks (a new version); how many existed."""
+        ...
+
+    def move(self, document_ids: Iterable[str], collection: str) -> int:
+        """Put these documents in `collection` (a new version); how many existed."""
         ...
 
     def counts(self) -> dict[str, int]:

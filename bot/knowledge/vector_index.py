@@ -90,10 +90,23 @@ class BinaryIndex:
     def nbytes(self) -> int:
         return self.pks.nbytes + self.codes.nbytes
 
-    def nearest(self, bits: bytes, n: int) -> list[int]:
-        """The pks of (about) the `n` rows nearest to these sign bits, in no order."""
+    def nearest(self, bits: bytes, n: int, only: np.ndarray | None = None) -> list[int]:
+        """The pks of (about) the `n` rows nearest to these sign bits, in no order; with
+        `only` (a mask over the rows), of those rows alone, chosen exactly as an index
+        holding only them would choose."""
+        if only is not None:
+            rows = np.flatnonzero(only)
+            if n >= len(rows):
+                return self.pks[rows].tolist()
+            distances = self._distances(bits)[rows]
+            return self.pks[rows[np.argpartition(distances, n)[:n]]].tolist()
         if n >= len(self.pks):
             return self.pks.tolist()
+        distances = self._distances(bits)
+        return self.pks[np.argpartition(distances, n)[:n]].tolist()
+
+    def _distances(self, bits: bytes) -> np.ndarray:
+        """The Hamming distance of every row to these sign bits."""
         query = np.frombuffer(bits, dtype=np.uint64)
         distances = np.empty(len(self.pks), dtype=np.uint16)
         for start in range(0, len(self.pks), SCAN_ROWS):
@@ -101,4 +114,4 @@ class BinaryIndex:
             np.bitwise_count(block).sum(
                 axis=1, dtype=np.uint16, out=distances[start:][: len(block)]
             )
-        return self.pks[np.argpartition(distances, n)[:n]].tolist()
+        return distances

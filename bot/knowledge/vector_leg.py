@@ -43,6 +43,37 @@ QUESTION_CHARS = 2000  # a pasted essay needs only its start embedded
 Connect = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
 
+_COLLECTION_OF = """
+SELECT c.pk, d.collection FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY c.pk
+"""
+
+
+@dataclass(frozen=True)
+class _Collections:
+    """The collection of each row of the scan index, as a number into `names`."""
+
+    names: list[str]
+    of_row: np.ndarray
+
+    @classmethod
+    def of(cls, conn: sqlite3.Connection, pks: np.ndarray) -> _Collections:
+        """For the index's rows (pks ascending), read when the index is (re)loaded."""
+        rows = conn.execute(_COLLECTION_OF).fetchall()
+        names = sorted({name for _, name in rows})
+        number = {name: i for i, name in enumerate(names)}
+        known = np.fromiter((pk for pk, _ in rows), dtype=np.int64, count=len(rows))
+        each = np.fromiter((number[name] for _, name in rows), dtype=np.int32, count=len(rows))
+        at = np.searchsorted(known, pks)
+        # A chunk removed since the index was read is in no collection.
+        found = (at < len(known)) & (known[np.minimum(at, len(known) - 1)] == pks)
+        return cls(names, np.where(found, each[np.minimum(at, len(known) - 1)], -1))
+
+    def mask(self, collections: frozenset[str]) -> np.ndarray:
+        """Which rows belong to one of `collections`."""
+        wanted = [i for i, name in enumerate(self.names) if name in collections]
+        return np.isin(self.of_row, wanted)
+
+
 @dataclass(frozen=True)
 class Rebuilt:
     """What a rebuild of the vectors did."""
@@ -69,6 +100,7 @@ class VectorLeg:
         self._changed = changed  # bumps the store's version (the answer cache's key)
         self._lock = threading.Lock()  # one thread (re)loads the index, the others wait
         self._index = BinaryIndex.load([], 0)
+        self._places = _Collections([], np.empty(0, dtype=np.int32))
         self._loaded: str | None = None  # the store version the index was loaded at
         self._warned: str | None = None  # the other model a mismatch was logged for
         self._embed_after = 0.0  # monotonic time before which writes embed nothing
@@ -113,18 +145,25 @@ class VectorLeg:
                 if self._loaded != version:
                     total = sql.count(conn, self.model)
                     self._index = BinaryIndex.load(sql.bits(conn, self.model), total)
+                    self._places = _Collections.of(conn, self._index.pks)
                     self._loaded = version
             finally:
                 self._lock.release()
         return len(self._index)
 
     def nearest(
-        self, conn: sqlite3.Connection, vector: np.ndarray, limit: int
+        self,
+        conn: sqlite3.Connection,
+        vector: np.ndarray,
+        limit: int,
+        collections: frozenset[str] | None = None,
     ) -> list[tuple[int, float]]:
-        """(pk, cosine) of the `limit` chunks nearest to `vector`, best first: a Hamming
-        scan, then the cosine on the int8 components of its candidates."""
+        """(pk, cosine) of the `limit` chunks nearest to `vector` (of `collections` only,
+        when given), best first: a Hamming scan, then the cosine on the int8 components of
+        its candidates."""
         [(bits, _)] = quantise([vector], self.embedder.dimensions)
-        candidates = self._index.nearest(bits, max(MIN_RESCORE, limit * RESCORE))
+        only = None if collections is None else self._places.mask(collections)
+        candidates = self._index.nearest(bits, max(MIN_RESCORE, limit * RESCORE), only)
         if not candidates:
             return []
         return by_cosine(vector, sql.int8_rows(conn, self.model, candidates))[:limit]

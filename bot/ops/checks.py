@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,7 @@ def _services(services: Services) -> Iterator[Finding]:
         yield Finding("warning", "the knowledge base is empty: run flask --app app ingest PATH")
     elif found.level == "ok":
         yield from _sample_beside_own(services)
+        yield from _collections(services)
         yield from _vectors(services)
     if found.level == "ok":
         yield from _graph(services)
@@ -200,6 +202,35 @@ def _sample_beside_own(services: Services) -> Iterator[Finding]:
             f"next to {len(documents) - len(sample)} of your own, and answers from both: "
             f"remove them with flask --app app remove {SAMPLE_FOLDER}/",
         )
+
+
+def _collections(services: Services) -> Iterator[Finding]:
+    """With collections configured: one that holds no document (a misspelt name, or one
+    nothing was ingested into yet), and stored ones nobody may read (answered to no one)."""
+    readers = services.settings.readers
+    if not readers.configured:
+        return
+    try:
+        stored = Counter(d.collection for d in services.knowledge.documents())
+    except Exception:  # a check reports, it never crashes; the probe above said it answers
+        return
+    for name in readers.names:
+        if name not in stored:
+            yield Finding(
+                "warning",
+                f"collection {name} of knowledge.collections holds no document: flask --app "
+                f"app ingest --collection {name} PATH (or move) puts documents there",
+            )
+    read = {name for name, senders in readers.grants if senders}
+    for name, count in sorted(stored.items()):
+        if name not in read:
+            why = "it is not in" if name not in readers.names else "nobody is listed for it in"
+            yield Finding(
+                "warning",
+                f"{count} document(s) in collection {name}, which nobody may read ({why} "
+                f"knowledge.collections): add it there, or flask --app app move --collection "
+                f"NAME '#{name}'",
+            )
 
 
 def _vectors(services: Services) -> Iterator[Finding]:

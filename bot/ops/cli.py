@@ -23,9 +23,10 @@ from bot.history.records import Feedback, UsageStats
 from bot.ops.cli_knowledge import (
     documents_command,
     ingest_command,
+    move_command,
     remove_command,
-    search_command,
 )
+from bot.ops.cli_search import search_command
 from bot.settings import Settings
 from bot.text import mask_number, normalise_number
 from bot.web.blueprint import WEBHOOK_PATH
@@ -221,6 +222,6 @@ def check_command() -> None:
 
 def register_cli(app: Flask) -> None:
     """Attach the commands to `flask --app app`."""
-    commands = (chat_command, ingest_command, documents_command, remove_command, search_command)
-    for command in (*commands, forget_command, stats_command, check_command):
+    knowledge = (ingest_command, documents_command, remove_command, move_command, search_command)
+    for command in (chat_command, *knowledge, forget_command, stats_command, check_command):
         app.cli.add_command(command)

@@ -15,7 +15,7 @@ from flask import Flask
 
 from bot import create_app
 from bot.chat.add_outcomes import STALE_SECONDS, AddOutcomes
-from bot.chat.documents import caption_title, slug
+from bot.chat.captions import AddRequest, add_request, slug
 from bot.deadline import Deadline
 from bot.knowledge.ingest import ingest_paths
 from bot.media.kinds import DOCX
@@ -249,23 +249,101 @@ def test_a_document_without_a_title_is_named_by_its_date_and_keyed_by_its_conten
 
 
 @pytest.mark.parametrize(
-    ("caption", "title"),
+    ("caption", "asked"),
     [
-        ("@agent add", ""),
-        ("add", ""),
-        ("@Agent ADD Board minutes March", "Board minutes March"),
-        ('@agent, add: "Board minutes"', "Board minutes"),
-        ("please add this document", ""),
-        ("@agent add it please", ""),
+        ("@agent add", ("", "")),
+        ("add", ("", "")),
+        ("@Agent ADD Board minutes March", ("Board minutes March", "")),
+        ('@agent, add: "Board minutes"', ("Board minutes", "")),
+        ("please add this document", ("", "")),
+        ("@agent add it please", ("", "")),
         ("", None),
         ("Board minutes.pdf", None),
         ("@agent what does this say?", None),
         ("address list", None),
         ("@agent added", None),
+        # A collection first: "#name", any case, then the title if any.
+        ("@agent add #board Board minutes March", ("Board minutes March", "board")),
+        ("add: #Board: Minutes", ("Minutes", "board")),
+        ("@agent add #hr", ("", "hr")),
+        ("add #hr. this please", ("", "hr")),
+        ("add Minutes #3", ("Minutes #3", "")),  # later in the title, it is the title's
     ],
 )
-def test_the_caption_asks_to_add_with_or_without_a_title(caption, title):
-    assert caption_title(caption, ("@agent",)) == title
+def test_the_caption_asks_to_add_with_or_without_a_title_and_collection(caption, asked):
+    expected = None if asked is None else AddRequest(*asked)
+    assert add_request(caption, ("@agent",)) == expected
+
+
+# Everyone reads general; ALICE (the admin) also reads board.
+COLLECTIONS = (("general", ("*",)), ("board", (ALICE,)))
+
+
+def collection_of(app: Flask, source: str) -> str:
+    [collection] = [d.collection for d in knowledge(app).documents() if d.source == source]
+    return collection
+
+
+def test_the_caption_names_the_collection_and_the_reply_says_where_it_went(make_bot, send):
+    app = make_bot(knowledge_collections=COLLECTIONS)
+    added = send(app, "@agent add #board Board minutes March", file=MINUTES)
+    assert added == ["Added Board minutes March to board: 3 passages"]
+    assert collection_of(app, "whatsapp/board-minutes-march") == "board"
+    # What only board may read is not searched for general's readers.
+    found = knowledge(app).search("Nairobi office budget", 5, Deadline(5), frozenset({"general"}))
+    assert found and not [p for p in found if "Board minutes" in p.source]
+
+    budget = pdf_bytes([["The travel budget is 9,000 euros."]])
+    assert send(app, "@agent add Budget notes", file=budget) == [
+        "Added Budget notes to general: 1 passage"
+    ]
+    # The same file with another collection moves it; without one it stays where it is.
+    assert send(app, "@agent add #board Budget notes", file=budget) == [
+        "Moved Budget notes from general to board (its content is unchanged)."
+    ]
+    assert send(app, "add Budget notes", file=budget) == [
+        "Budget notes is already in the knowledge base, in board."
+    ]
+    changed = pdf_bytes([["The travel budget is 14,000 euros."]])
+    assert send(app, "add Budget notes", file=changed) == [
+        "Updated Budget notes in board: 1 passage (the earlier version is replaced)"
+    ]
+    assert collection_of(app, "whatsapp/budget-notes") == "board"
+
+
+def test_a_new_document_without_a_collection_goes_to_the_configured_default(make_bot, send):
+    app = make_bot(knowledge_collections=COLLECTIONS, knowledge_default_collection="board")
+    markdown = b"# Logo decisions\n\nWe agreed on the green logo.\n"
+    assert send(app, "@agent add", file=markdown, type="text/markdown") == [
+        "Added Logo decisions to board: 1 passage"
+    ]
+    assert collection_of(app, "whatsapp/logo-decisions") == "board"
+
+
+def test_a_collection_that_is_not_configured_is_refused_before_downloading(
+    make_bot, send, twilio_api, cdn
+):
+    app = make_bot(knowledge_collections=COLLECTIONS)
+    before = knowledge(app).version()
+    assert send(app, "@agent add #finance Budget", file=MINUTES) == [
+        "There is no collection #finance, so I haven't added this document. "
+        "The collections are #general, #board."
+    ]
+    assert twilio_api.seen == [] and cdn.seen == []  # not even downloaded
+    assert knowledge(app).version() == before and phone_sources(app) == []
+
+
+def test_without_collections_configured_a_caption_may_still_name_one(make_bot, send, twilio_api):
+    app = make_bot()
+    assert send(app, "@agent add #board Board minutes March", file=MINUTES) == [
+        "Added Board minutes March to board: 3 passages"
+    ]
+    assert collection_of(app, "whatsapp/board-minutes-march") == "board"
+    assert send(app, "add #Bo@rd Budget", file=MINUTES) == [
+        "#bo@rd can't name a collection (lower-case letters, digits, - and _, such as "
+        "#board), so I haven't added this document."
+    ]
+    assert len(twilio_api.seen) == 1  # the refused one was not downloaded
 
 
 def test_keys_are_made_of_the_title_in_any_script():

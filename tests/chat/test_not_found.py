@@ -26,7 +26,7 @@ COVERED = "@agent Why did we stop working on Germany?"
 class NothingFound(FakeKnowledge):
     """Records the query, finds nothing (as a store does below its floor)."""
 
-    def search(self, query: str, k: int, deadline: Deadline) -> list:
+    def search(self, query: str, k: int, deadline: Deadline, collections=None) -> list:
         self.queries.append(query)
         return []
 

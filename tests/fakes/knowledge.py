@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.deadline import Deadline
 from bot.errors import KnowledgeUnavailable
-from bot.knowledge.store import KnowledgeStore
+from bot.knowledge.store import KnowledgeStore, Readable
 from bot.models import Passage
 
 PASSAGE = Passage(
@@ -27,13 +27,15 @@ class FakeKnowledge:
     def version(self) -> str:
         return self.wraps.version() if self.wraps is not None else "v1"
 
-    def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
+    def search(
+        self, query: str, k: int, deadline: Deadline, collections: Readable = None
+    ) -> list[Passage]:
         self.queries.append(query)
         if self.fail:
             raise KnowledgeUnavailable("down")
         if self.wraps is not None:
-            return self.wraps.search(query, k, deadline)
-        return [PASSAGE][:k]
+            return self.wraps.search(query, k, deadline, collections)
+        return [PASSAGE][:k] if collections is None or collections else []
 
     def __getattr__(self, name: str):
         wraps = self.__dict__.get("wraps")  # not self.wraps: that would recurse before __init__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 from bot.history.records import (
     SECONDS_PER_DAY,
@@ -77,6 +78,29 @@ def test_conversations_are_isolated(store):
     assert {t.text for t in store.recent("a", 10, budget())} == {"question 1", "answer 1"}
     assert store.last_sources("a", budget()) == ("doc 1",)
     assert store.last_sources("c", budget()) is None
+
+
+def test_each_exchange_keeps_the_collections_its_answer_could_draw_from(store):
+    """`recent` returns them with each turn; `sources` shows the latest answer its reader
+    may see (collections, bot/readers.py), skipping answers made for wider readers."""
+    for n, readers in ((1, "general"), (2, "board,general"), (3, "")):
+        store.append_exchange(
+            replace(
+                ExchangeRecord("g", f"s{n}", f"SMg{n}", f"q {n}", f"a {n}", (f"doc {n}",), 100),
+                readers=readers,
+            ),
+            budget(),
+        )
+    turns = store.recent("g", 10, budget())
+    assert [(t.sender, t.readers) for t in turns if t.role == "assistant"] == [
+        ("s1", "general"),
+        ("s2", "board,general"),
+        ("s3", ""),
+    ]
+    assert store.last_sources("g", budget()) == ("doc 3",)
+    assert store.last_sources("g", budget(), frozenset({"general", "board"})) == ("doc 2",)
+    assert store.last_sources("g", budget(), frozenset({"general"})) == ("doc 1",)
+    assert store.last_sources("g", budget(), frozenset({"hr"})) is None
 
 
 def test_clear_and_forget(store):

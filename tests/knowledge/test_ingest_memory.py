@@ -59,9 +59,9 @@ def test_a_file_in_memory_is_stored_exactly_as_the_cli_stores_it(
         ingest_paths(on_disk, [str(folder)], progress=False)
         data = (folder / "board-minutes-march.pdf").read_bytes()
         result = ingest_file(store, KEY, data)
-        assert result == FileResult(
-            KEY, ADDED, "Board minutes March", 3, ("Amara Okafor", "Jonas Weber")
-        )
+        people = ("Amara Okafor", "Jonas Weber")
+        added = FileResult(KEY, ADDED, "Board minutes March", 3, people, collection="general")
+        assert result == added
         assert listing(store) == listing(on_disk)
         question = "budget for the Nairobi office"
         assert store.search(question, 3, Deadline(5)) == on_disk.search(question, 3, Deadline(5))

@@ -100,7 +100,7 @@ class NearLeg:
     def __init__(self) -> None:
         self.asked: list[list[int]] = []
 
-    def nearest(self, conn, vector, limit: int) -> list[tuple[int, float]]:
+    def nearest(self, conn, vector, limit: int, collections=None) -> list[tuple[int, float]]:
         return [(10, 0.9), (2, 0.7)]
 
     def cosines(self, conn, vector, pks) -> dict[int, float]:

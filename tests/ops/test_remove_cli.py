@@ -6,21 +6,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from bot.texts import NOTHING_FOUND
 from tests.support import ALICE, BOB, CAROL, QUESTION, SAMPLE, Worker
 
 SAMPLE_WARNING = "remove them with flask --app app remove sample/"
-
-
-@pytest.fixture(params=["sqlite", "falkordb"])
-def knowledge(request) -> dict:
-    """Settings that put the knowledge in SQLite (the data dir) or in FalkorDB."""
-    if request.param == "falkordb":
-        server = request.getfixturevalue("falkordb")
-        return {"neo4j_uri": server.bolt_url, "neo4j_user": "falkordb"}
-    return {}
 
 
 def cli(worker: Worker, *args: str, code: int = 0) -> str:

@@ -24,6 +24,9 @@ decimals, and into a ~4 KB buffer that crashes the server when query plus parame
 outgrow it (parameter-free queries of any size are fine). So strings are escaped before
 they are sent, statements with parameters are kept under MAX_STATEMENT_BYTES, and
 vectors, being our own floats, are written into parameter-free statements as literals.
+The collections a search may read travel as a parameter, a short list of names, except in
+those vector statements, where they too are written in: names bot/readers.py checked
+(lower-case letters, digits, - and _), so there is nothing to escape (schema.scoped).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from bot.knowledge.graph.schema import (
     Indexes,
     SearchIndex,
     Statement,
+    in_scope,
     quote,
     vector_literal,
 )
@@ -95,15 +99,22 @@ class FalkorDialect:
     unique_lookups = False
     min_version = None  # its agent string says "Neo4j/5.13.0" whatever its own version
 
-    def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
-        """How many chunks hold each term, and how many chunks there are."""
+    def term_frequencies(
+        self, schema: GraphSchema, text: str, limited: bool = False
+    ) -> Statement | None:
+        """How many chunks hold each term, and how many chunks there are (`limited`: of
+        the chunks in $collections, both)."""
         terms = redisearch_terms(text)
         if not terms:
             return None
+        chunks, hits = "", ""
+        if limited:
+            chunks = f"WHERE {in_scope('c')} "
+            hits = f"WITH term, chunks, node WHERE {in_scope('node')} "
         query = (
-            f"MATCH (c:{schema.chunk}) WITH count(c) AS chunks UNWIND $terms AS term "
+            f"MATCH (c:{schema.chunk}) {chunks}WITH count(c) AS chunks UNWIND $terms AS term "
             f"CALL db.idx.fulltext.queryNodes({_literal(schema.chunk_label)}, term) "
-            "YIELD node RETURN term, chunks, count(node) AS frequency"
+            f"YIELD node {hits}RETURN term, chunks, count(node) AS frequency"
         )
         return query, {"terms": terms}
 
@@ -114,7 +125,7 @@ class FalkorDialect:
             return "|".join(rarest({row["term"]: int(row["frequency"]) for row in frequencies}))
         return redisearch_query(text)
 
-    def fulltext_call(self, schema: GraphSchema, query: str, limit: int) -> Statement:
+    def fulltext_call(self, schema: GraphSchema, query: str, limit: int | None) -> Statement:
         """FalkorDB has one full-text index per label, named by the label."""
         call = (
             f"CALL db.idx.fulltext.queryNodes({_literal(schema.chunk_label)}, $q) YIELD node, score"
@@ -156,12 +167,16 @@ class FalkorDialect:
             {},
         )
 
-    def similarities(self, schema: GraphSchema, nodes: list[Any], vector: list[float]) -> Statement:
-        """Parameter-free: node ids and the question's vector are our own numbers."""
+    def similarities(
+        self, schema: GraphSchema, nodes: list[Any], vector: list[float], limited: bool = False
+    ) -> Statement:
+        """Parameter-free: node ids and the question's vector are our own numbers (and
+        $collections becomes a literal, see schema.scoped)."""
         ids = ", ".join(str(int(node)) for node in nodes)
+        readable = f"AND {in_scope('c')} " if limited else ""
         return (
             f"WITH vecf32({vector_literal(vector)}) AS q UNWIND [{ids}] AS n "
-            f"MATCH (c:{schema.chunk}) WHERE id(c) = n "
+            f"MATCH (c:{schema.chunk}) WHERE id(c) = n {readable}"
             f"OPTIONAL MATCH (d:{schema.document})-[:HAS_CHUNK]->(c) "
             f"RETURN n AS node, 1 - vec.cosineDistance(c.{schema.embedding}, q) AS chunk, "
             f"1 - vec.cosineDistance(d.{CENTROID}, q) AS document",

@@ -25,6 +25,7 @@ from bot.knowledge.graph.schema import (
     Indexes,
     SearchIndex,
     Statement,
+    in_scope,
     quote,
 )
 from bot.knowledge.graph.text import lucene_query
@@ -96,7 +97,9 @@ class Neo4jDialect:
     unique_lookups = True
     min_version = MIN_VERSION
 
-    def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
+    def term_frequencies(
+        self, schema: GraphSchema, text: str, limited: bool = False
+    ) -> Statement | None:
         """Nothing to look up: Lucene's BM25 already weighs rare terms."""
         return None
 
@@ -104,12 +107,11 @@ class Neo4jDialect:
         """Escaped, quoted Lucene terms joined by OR."""
         return lucene_query(text)
 
-    def fulltext_call(self, schema: GraphSchema, query: str, limit: int) -> Statement:
-        """The index is named by $index; `limit` caps Lucene's own result list too."""
-        call = (
-            f"CALL db.index.fulltext.queryNodes($index, $q, {{limit: {int(limit)}}}) "
-            "YIELD node, score"
-        )
+    def fulltext_call(self, schema: GraphSchema, query: str, limit: int | None) -> Statement:
+        """The index is named by $index; `limit` caps Lucene's own result list too (None:
+        uncapped, so that a filter after it still finds the best hits it keeps)."""
+        options = f", {{limit: {int(limit)}}}" if limit is not None else ""
+        call = f"CALL db.index.fulltext.queryNodes($index, $q{options}) YIELD node, score"
         return call, {"index": schema.fulltext_index, "q": query}
 
     def vector_call(self, schema: GraphSchema, vector: list[float], limit: int) -> Statement:
@@ -142,11 +144,14 @@ class Neo4jDialect:
             {"node": node, "vector": vector},
         )
 
-    def similarities(self, schema: GraphSchema, nodes: list[Any], vector: list[float]) -> Statement:
+    def similarities(
+        self, schema: GraphSchema, nodes: list[Any], vector: list[float], limited: bool = False
+    ) -> Statement:
         """Cosines in plain Cypher: vector.similarity.cosine arrived only in 5.18."""
         norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+        readable = f"AND {in_scope('c')} " if limited else ""
         return (
-            f"UNWIND $nodes AS n MATCH (c:{schema.chunk}) WHERE elementId(c) = n "
+            f"UNWIND $nodes AS n MATCH (c:{schema.chunk}) WHERE elementId(c) = n {readable}"
             f"OPTIONAL MATCH (d:{schema.document})-[:HAS_CHUNK]->(c) "
             f"RETURN n AS node, {_cosine(f'c.{schema.embedding}')} AS chunk, "
             f"{_cosine(f'd.{CENTROID}')} AS document",

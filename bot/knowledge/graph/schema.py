@@ -1,15 +1,19 @@
 """The graph model, the Dialect protocol and the Cypher both dialects share.
 
-(:Document {id, title, kind, source, date, sha256, updated_at})-[:HAS_CHUNK]->
-(:Chunk {id, seq, text, speakers, title, date, doc_id, embedding?}) and
+(:Document {id, title, kind, source, date, collection, sha256, updated_at})-[:HAS_CHUNK]->
+(:Chunk {id, seq, text, speakers, title, date, collection, doc_id, embedding?}) and
 (:Person {name})-[:SPOKE_IN {order}]->(:Document), and the document-level statistics
 ingest writes for the search (write.py): (:Document {text_terms, text_chunks, centroid?})
--[:HAS_TERM {count, chunks}]->(:SearchTerm {stem}). Title and date are copied onto each
-chunk so the full-text index matches title words and every passage can name its source.
+-[:HAS_TERM {count, chunks}]->(:SearchTerm {stem}). Title, date and collection are copied
+onto each chunk, so the full-text index matches title words, every passage can name its
+source, and a search limited to some collections filters hits without a traversal (a node
+written before collections has no `collection`: it reads as the default, "general").
 Labels, the text and embedding properties and index names come from config.json, so an
 existing graph with another schema can be searched; they are checked identifiers and are
 always backtick-quoted. Values, user text above all, only ever travel as parameters;
-only numbers we produced ourselves (limits, node ids, vectors) are written into Cypher.
+only numbers we produced ourselves (limits, node ids, vectors) are written into Cypher,
+and collection names (checked by bot/readers.py) where a statement must go without
+parameters (FalkorDB's, carrying a vector literal: see `scoped`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Protocol
 
 from bot.embedding import EMBEDDING_DIMENSIONS
 from bot.errors import KnowledgeUnavailable
+from bot.readers import DEFAULT_COLLECTION, collection_name
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
@@ -94,6 +99,9 @@ class GraphSchema:
 
 
 Statement = tuple[str, dict[str, Any]]
+# The collections a search reads, sorted (as `$collections`); None: every one, unfiltered.
+Scope = tuple[str, ...] | None
+COLLECTION = "collection"  # a Document's and each of its Chunks' property
 CENTROID = "centroid"  # a Document's vector: the normalised sum of its chunks' unit vectors
 ONLINE = "ONLINE"  # an index state: queries use it (Neo4j's word; FalkorDB says OPERATIONAL)
 
@@ -154,16 +162,20 @@ class Dialect(Protocol):
     min_version: tuple[int, int] | None  # the oldest server version (agent string) it speaks to
     unique_lookups: bool  # document ids and person names are uniqueness constraints
 
-    def term_frequencies(self, schema: GraphSchema, text: str) -> Statement | None:
-        """A statement returning rows of {term, chunks, frequency}, if the engine needs them."""
+    def term_frequencies(
+        self, schema: GraphSchema, text: str, limited: bool = False
+    ) -> Statement | None:
+        """A statement returning rows of {term, chunks, frequency}, if the engine needs them;
+        `limited`: counting only the chunks in $collections."""
         ...
 
     def fulltext_query(self, text: str, frequencies: list[dict] | None = None) -> str:
         """Free user text as a safe query string for this engine ("" = nothing to find)."""
         ...
 
-    def fulltext_call(self, schema: GraphSchema, query: str, limit: int) -> Statement:
-        """A CALL yielding `node, score` for the full-text query, best first."""
+    def fulltext_call(self, schema: GraphSchema, query: str, limit: int | None) -> Statement:
+        """A CALL yielding `node, score` for the full-text query, best first; `limit` may cap
+        the engine's own list (None: every hit, for a search that filters them after)."""
         ...
 
     def vector_call(self, schema: GraphSchema, vector: list[float], limit: int) -> Statement:
@@ -178,9 +190,12 @@ class Dialect(Protocol):
         """A statement storing the document vector on the document of chunk `node`."""
         ...
 
-    def similarities(self, schema: GraphSchema, nodes: list[Any], vector: list[float]) -> Statement:
+    def similarities(
+        self, schema: GraphSchema, nodes: list[Any], vector: list[float], limited: bool = False
+    ) -> Statement:
         """Rows of {node, chunk, document}: the cosine of each chunk `node`'s vector and of
-        its document's vector to `vector` (null where one is missing)."""
+        its document's vector to `vector` (null where one is missing); `limited`: only for
+        chunks in $collections."""
         ...
 
     def encode_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -244,17 +259,51 @@ def run(tx: Any, dialect: Dialect, query: str, params: dict[str, Any] | None = N
     return tx.run(query, dialect.encode_params(params))
 
 
-def hits_query(schema: GraphSchema, dialect: Dialect, call: str, order: str, limit: int) -> str:
-    """Wrap a search CALL: best hits first, each with its document's metadata."""
+def scope_of(collections: frozenset[str] | None) -> Scope:
+    """The collections a search may read, as the statements bind them (None: all)."""
+    return None if collections is None else tuple(sorted(collections))
+
+
+def in_scope(node: str) -> str:
+    """Cypher that holds when `node` (a Document or Chunk) is in one of $collections; one
+    written before collections existed is in the default collection."""
+    return f"coalesce({node}.{COLLECTION}, '{DEFAULT_COLLECTION}') IN $collections"
+
+
+def scoped(statement: Statement, dialect: Dialect, scope: Scope) -> Statement:
+    """`statement` with $collections bound to `scope` (unchanged for None): a parameter,
+    or, in a statement FalkorDB must take parameter-free (one carrying a vector literal,
+    too long for its parameter buffer), a list literal of checked names."""
+    query, params = statement
+    if scope is None:
+        return statement
+    bound = {**params, "collections": list(scope)}
+    limit = dialect.max_statement_bytes
+    if params or limit is None or statement_bytes(query, bound) <= limit:
+        return query, bound
+    names = ", ".join(f"'{collection_name(name)}'" for name in scope)  # no quote to escape
+    return re.sub(r"\$collections\b", f"[{names}]", query), params
+
+
+def hits_query(
+    schema: GraphSchema, dialect: Dialect, call: str, order: str, limit: int, limited: bool = False
+) -> str:
+    """Wrap a search CALL: best hits first, each with its document's metadata; `limited`:
+    only hits in $collections, kept before the best are chosen.
+
+    Equal scores (vectors orthogonal to the question's, alike chunks) are ordered by chunk
+    id, not by the node ids a graph happened to give: the same chunks in another graph, or
+    the same collections among others, rank alike."""
+    keep = f"WHERE {in_scope('c')} WITH c, score " if limited else ""
     return (
-        f"{call} WITH node AS c, score ORDER BY score {order} LIMIT {int(limit)} "
+        f"{call} WITH node AS c, score {keep}ORDER BY score {order}, c.id LIMIT {int(limit)} "
         f"OPTIONAL MATCH (d:{schema.document})-[:HAS_CHUNK]->(c) "
         f"RETURN coalesce(c.id, toString({dialect.node_id})) AS chunk_id, "
         f"c.{schema.text} AS text, coalesce(d.id, c.doc_id, '') AS document_id, "
         "coalesce(d.title, c.title, '') AS title, coalesce(d.date, c.date, '') AS date, "
         f"coalesce(c.speakers, []) AS speakers, c.seq AS seq, {dialect.node_id} AS node, "
         "coalesce(c.location, '') AS location, "
-        f"score ORDER BY score {order}"
+        f"score ORDER BY score {order}, chunk_id"
     )
 
 
@@ -281,14 +330,25 @@ def read_queries(schema: GraphSchema) -> dict[str, str]:
             "WITH d, count(c) AS chunks RETURN coalesce(d.id, '') AS id, "
             "coalesce(d.title, '') AS title, coalesce(d.source, '') AS source, "
             "coalesce(d.kind, '') AS kind, coalesce(d.date, '') AS date, chunks, "
-            "coalesce(d.updated_at, 0) AS ingested_at ORDER BY source, id"
+            "coalesce(d.updated_at, 0) AS ingested_at, "
+            f"coalesce(d.{COLLECTION}, '{DEFAULT_COLLECTION}') AS collection ORDER BY source, id"
         ),
         "spoke_in": (
             f"MATCH (p:{p})-[r:SPOKE_IN]->(d:{d} {{id: $id}}) "
             "RETURN p.name AS name ORDER BY r.order, p.name"
         ),
+        "spoke_in_scope": (
+            f"MATCH (p:{p})-[r:SPOKE_IN]->(d:{d} {{id: $id}}) WHERE {in_scope('d')} "
+            "RETURN p.name AS name ORDER BY r.order, p.name"
+        ),
         "embedded": (
             f"MATCH (c:{c}) WHERE c.{schema.embedding} IS NOT NULL RETURN 1 AS found LIMIT 1"
+        ),
+        # Whether the readable chunks carry vectors: a search limited to collections
+        # without any is full-text only, as a store holding only them would be.
+        "embedded_scope": (
+            f"MATCH (c:{c}) WHERE c.{schema.embedding} IS NOT NULL AND {in_scope('c')} "
+            "RETURN 1 AS found LIMIT 1"
         ),
         "ping": "RETURN 1 AS ok",
     }

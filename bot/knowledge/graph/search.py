@@ -2,7 +2,10 @@
 
 Pure functions over a transaction-like `tx` and plain rows, shared by both dialects. Each
 leg runs in its own transaction, so one that fails leaves the other's hits; the document
-evidence and the cosines are read after them, and ranking.py ranks the lot.
+evidence and the cosines are read after them, and ranking.py ranks the lot. A search
+limited to some collections (a `Scope`) filters inside every one of these statements,
+before any ORDER BY or LIMIT, and takes every statistic from their documents alone: it
+ranks as a graph holding only them would.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from bot.knowledge.graph.ranking import Ranked, hybrid, lexical
 from bot.knowledge.graph.schema import (
     Dialect,
     GraphSchema,
+    Scope,
     SearchIndex,
     Statement,
     hits_query,
     run,
+    scoped,
     vector_literal,
 )
 from bot.knowledge.graph.text import clip_bytes, people_text, without_people_words
@@ -46,18 +51,21 @@ def source_label(title: str, date: str, location: str = "") -> str:
 
 
 def fulltext_hits(
-    tx: Any, schema: GraphSchema, dialect: Dialect, query: str, limit: int
+    tx: Any, schema: GraphSchema, dialect: Dialect, query: str, limit: int, scope: Scope = None
 ) -> list[dict]:
-    """The full-text leg's rows, best first, at most `limit`."""
+    """The full-text leg's rows, best first, at most `limit` (of chunks in `scope`)."""
+    limited = scope is not None
     frequencies = None
-    if counting := dialect.term_frequencies(schema, query):
-        frequencies = run(tx, dialect, *counting).data()
+    if counting := dialect.term_frequencies(schema, query, limited):
+        frequencies = run(tx, dialect, *scoped(counting, dialect, scope)).data()
     text_query = dialect.fulltext_query(query, frequencies)
     if not text_query:
         return []
     fetch = CANDIDATE_ROWS if dialect.rerank else limit
-    call, params = dialect.fulltext_call(schema, text_query, fetch)
-    rows = run(tx, dialect, hits_query(schema, dialect, call, "DESC", fetch), params).data()
+    # An engine's own cap would apply before the filter: a limited search asks for all.
+    call, params = dialect.fulltext_call(schema, text_query, None if limited else fetch)
+    hits = hits_query(schema, dialect, call, "DESC", fetch, limited)
+    rows = run(tx, dialect, *scoped((hits, params), dialect, scope)).data()
     if dialect.rerank and frequencies and rows:
         rows = _ranked(frequencies, rows)[:limit]
     return rows
@@ -70,20 +78,30 @@ def vector_hits(
     index: SearchIndex,
     vector: list[float],
     limit: int,
+    scope: Scope = None,
 ) -> list[dict]:
-    """The vector leg's rows, best first, at most `limit`, each query run by `read`.
+    """The vector leg's rows, best first, at most `limit` (of chunks in `scope`), each query
+    run by `read`.
 
     A FalkorDB index counts tombstones among the k nearest (see dialect_falkordb.py): ask
     for as many more neighbours as its stale share, and four times more while the answer
     stays short of what the index holds (tombstones crowd near the chunks that replaced
-    them). Neo4j lists no such counts, so its leg is one query of `limit`."""
+    them). Neo4j lists no such counts, so its leg is one query of `limit`. The neighbours
+    outside `scope` are dropped before the LIMIT, so a limited leg grows the same way
+    until `limit` rows come back or every neighbour was asked for (Neo4j: up to
+    MAX_VECTOR_FETCH, not knowing how many its index holds)."""
+    limited = scope is not None
+    counted = index.added > 0 or not limited  # Neo4j's zeros end an unlimited leg at once
+    wanted = min(limit, index.entries) if counted else limit
+    ceiling = min(MAX_VECTOR_FETCH, index.added) if counted else MAX_VECTOR_FETCH
     fetch = max(limit, -(-limit * index.added // max(index.entries, 1)))
     while True:
         fetch = min(fetch, MAX_VECTOR_FETCH)
         call, params = dialect.vector_call(schema, vector, fetch)
-        query = hits_query(schema, dialect, call, dialect.vector_order, limit)
+        hits = hits_query(schema, dialect, call, dialect.vector_order, limit, limited)
+        query, params = scoped((hits, params), dialect, scope)
         rows = read(lambda tx, q=query, p=params: run(tx, dialect, q, p).data())
-        if len(rows) >= min(limit, index.entries) or fetch >= min(MAX_VECTOR_FETCH, index.added):
+        if len(rows) >= wanted or fetch >= ceiling:
             return rows
         fetch *= 4
 
@@ -119,19 +137,21 @@ def ranked_passages(
     results: dict[str, list[dict]],
     vector: list[float] | None,
     floor: bool = False,
+    scope: Scope = None,
 ) -> list[Passage]:
     """The legs' rows ranked with their documents' evidence (ranking.py), best first; none
-    when `floor` is on and the knowledge does not cover the question (relevance.py)."""
+    when `floor` is on and the knowledge does not cover the question (relevance.py).
+    Evidence and cosines are read for the documents in `scope` alone."""
     text_rows = [r for r in results.get(FULLTEXT, []) if r.get("text")]
     vector_rows = [r for r in results.get(VECTOR, []) if r.get("text")]
-    evidence = _evidence(read, schema, dialect, question)
+    evidence = _evidence(read, schema, dialect, question, scope)
     share = evidence.coverage if floor else None
     ranked: Ranked | None = None
     if vector is not None and VECTOR in results:
         rows = text_rows + vector_rows
         nodes = list(dict.fromkeys(r["node"] for r in rows if r.get("node") is not None))
         try:
-            by_node = read(lambda tx: similarities(tx, schema, dialect, nodes, vector))
+            by_node = read(lambda tx: similarities(tx, schema, dialect, nodes, vector, scope))
         except KnowledgeUnavailable as exc:  # ranked as if the vector leg had failed
             logger.warning("graph cosines failed (%s): full-text ranking only", exc)
         else:
@@ -147,12 +167,14 @@ def ranked_passages(
     return [_passage(row, score, dialect) for row, score in ranked]
 
 
-def _evidence(read: Read, schema: GraphSchema, dialect: Dialect, question: str) -> Evidence:
+def _evidence(
+    read: Read, schema: GraphSchema, dialect: Dialect, question: str, scope: Scope
+) -> Evidence:
     """The question's document evidence; none (no floor either) when it cannot be read.
     A people question is judged by what it asks about, not by "who attended"."""
     words = without_people_words(question)
     try:
-        return read(lambda tx: read_evidence(tx, schema, dialect, words))
+        return read(lambda tx: read_evidence(tx, schema, dialect, words, scope))
     except KnowledgeUnavailable as exc:
         logger.warning("graph document evidence failed (%s): chunks ranked alone", exc)
         return Evidence()
@@ -187,9 +209,21 @@ def people_passage(top: Passage, people: list[str], score: float) -> Passage:
 
 
 def custom_statement(
-    retrieval_query: str, dialect: Dialect, query: str, k: int, vector: list[float] | None
+    retrieval_query: str,
+    dialect: Dialect,
+    query: str,
+    k: int,
+    vector: list[float] | None,
+    scope: Scope = None,
 ) -> Statement:
-    """The configured retrieval query and its parameters ($question, $query, $k, $embedding)."""
+    """The configured retrieval query and its parameters ($question, $query, $k, $embedding,
+    and $collections for a search limited to some)."""
+    if scope is not None and not re.search(r"\$collections\b", retrieval_query):
+        # Run unfiltered, it would hand any sender any collection's passages.
+        raise KnowledgeUnavailable(
+            "neo4j.retrieval_query must filter by $collections "
+            "when knowledge.collections is configured"
+        )
     params: dict[str, Any] = {
         "question": clip_bytes(query, CUSTOM_QUESTION_BYTES),
         "query": dialect.fulltext_query(query),
@@ -201,6 +235,8 @@ def custom_statement(
         else:  # our own floats, written as a literal: no parameter could carry them
             literal = vector_literal(vector) if vector is not None else "null"
             retrieval_query = re.sub(r"\$embedding\b", literal, retrieval_query)
+    if scope is not None:
+        params["collections"] = list(scope)
     return retrieval_query, params
 
 

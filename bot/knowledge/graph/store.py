@@ -5,9 +5,10 @@ and the search procedures. Retrieval is full-text always and vector search when 
 carry embeddings and an embedder is configured, each hit lifted by its document's evidence
 (ranking.py), or nothing when the knowledge does not cover the question; each leg runs in
 its own transaction and only when its index is online (indexes.py), so one failing leg
-leaves the other's hits. Searching only reads: indexes are created by ingest and `check`.
-Every failure of the server or the driver becomes KnowledgeUnavailable, so the use case
-degrades.
+leaves the other's hits. A search limited to some collections filters inside each of its
+statements and ranks with their documents' statistics alone (search.py). Searching only
+reads: indexes are created by ingest and `check`. Every failure of the server or the
+driver becomes KnowledgeUnavailable, so the use case degrades.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ from bot.knowledge.graph.dialect_falkordb import FalkorDialect
 from bot.knowledge.graph.dialect_neo4j import Neo4jDialect
 from bot.knowledge.graph.indexes import IndexKeeper
 from bot.knowledge.graph.ranking import CANDIDATES
-from bot.knowledge.graph.schema import Dialect, GraphSchema, Indexes, read_queries, run
+from bot.knowledge.graph.schema import (
+    Dialect,
+    GraphSchema,
+    Indexes,
+    Scope,
+    read_queries,
+    run,
+    scope_of,
+    scoped,
+)
 from bot.knowledge.graph.search import (
     FULLTEXT,
     VECTOR,
@@ -40,9 +50,10 @@ from bot.knowledge.graph.search import (
 )
 from bot.knowledge.graph.server import describe, detect_dialect, too_old
 from bot.knowledge.graph.text import best_title_match, is_people_question
-from bot.knowledge.graph.write import remove_document, write_document
-from bot.knowledge.store import Document, DocumentInfo
+from bot.knowledge.graph.write import move_document, remove_document, write_document
+from bot.knowledge.store import Document, DocumentInfo, Readable
 from bot.models import Passage
+from bot.readers import collection_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +68,7 @@ LIST_SECONDS = 60.0  # every document with its chunk count (CLI, ingest --prune,
 PING_SECONDS = 1.5  # /health must say "down" quickly
 VERSION_SECONDS = 1.0  # read before every first-turn answer (answer cache key)
 EMBEDDED_CHECK_SECONDS = 60.0  # how long "do chunks carry embeddings?" is remembered
+MAX_REMEMBERED_SCOPES = 64  # sets of collections whose answer to that is remembered
 
 
 class GraphKnowledgeStore:
@@ -84,7 +96,8 @@ class GraphKnowledgeStore:
         self.backend = self._dialect.name if self._dialect else "graph"
         self._queries = read_queries(self.schema)
         self.indexes = IndexKeeper(client, self.schema, vectors=embedder is not None)
-        self._embedded: tuple[float, bool] = (0.0, False)  # (checked at, answer)
+        # Per scope searched (None: all collections): (checked at, answer).
+        self._embedded: dict[Scope, tuple[float, bool]] = {}
 
     # -- plumbing --------------------------------------------------------------------
     def dialect(self, deadline: Deadline) -> Dialect:
@@ -119,27 +132,32 @@ class GraphKnowledgeStore:
         return lines + self.indexes.findings(dialect, self.prepare(deadline))
 
     # -- reads -----------------------------------------------------------------------
-    def search(self, query: str, k: int, deadline: Deadline) -> list[Passage]:
+    def search(
+        self, query: str, k: int, deadline: Deadline, collections: Readable = None
+    ) -> list[Passage]:
         """The `k` best passages for free user text: full-text and vector hits ranked with
-        their documents' evidence; none when the knowledge does not cover the question."""
-        if k <= 0:
+        their documents' evidence; none when the knowledge does not cover the question.
+        With `collections`, as a graph holding only their documents would answer."""
+        if k <= 0 or collections == frozenset():
             return []
-        k = min(k, MAX_K)
+        k, scope = min(k, MAX_K), scope_of(collections)
         try:
             dialect = self.dialect(deadline)
             if self.retrieval_query:
-                return self._custom_search(dialect, query, k, deadline)
-            candidates = self._search(dialect, query, k, deadline)
+                return self._custom_search(dialect, query, k, deadline, scope)
+            candidates = self._search(dialect, query, k, deadline, scope)
             if candidates and is_people_question(query):
-                return self._with_people(query, candidates, deadline)[:k]
+                return self._with_people(query, candidates, deadline, scope)[:k]
             return candidates[:k]
         except KnowledgeUnavailable as exc:
             self.indexes.forget()  # a restarted server may have lost its indexes
             logger.warning("graph search failed: %s", exc)
             raise
 
-    def _search(self, dialect: Dialect, query: str, k: int, deadline: Deadline) -> list[Passage]:
-        """Every candidate of the legs whose index is online, ranked, best first."""
+    def _search(
+        self, dialect: Dialect, query: str, k: int, deadline: Deadline, scope: Scope
+    ) -> list[Passage]:
+        """Every candidate in `scope` of the legs whose index is online, ranked, best first."""
         found = self.indexes.current(dialect, deadline)
         schema, limit = self.indexes.searchable(found), CANDIDATES
 
@@ -149,21 +167,27 @@ class GraphKnowledgeStore:
         legs: dict[str, Callable[[], list[dict]]] = {}
         if found.fulltext is not None and found.fulltext.online:
             legs[FULLTEXT] = lambda: read(
-                lambda tx: fulltext_hits(tx, schema, dialect, query, limit)
+                lambda tx: fulltext_hits(tx, schema, dialect, query, limit, scope)
             )
         vector = None
         if found.vector is not None and found.vector_usable(schema.dimensions):
-            index, vector = found.vector, self._question_vector(query, deadline)
+            index, vector = found.vector, self._question_vector(query, deadline, scope)
         if vector is not None:
-            legs[VECTOR] = lambda: vector_hits(read, schema, dialect, index, vector, limit)
+            legs[VECTOR] = lambda: vector_hits(read, schema, dialect, index, vector, limit, scope)
         results = each_leg(legs)
         if len(results) < len(legs):
             self.indexes.forget()  # the failed leg's index may have gone
-        return ranked_passages(read, schema, dialect, query, results, vector, self.relevance_floor)
+        floor = self.relevance_floor
+        return ranked_passages(read, schema, dialect, query, results, vector, floor, scope)
 
-    def _question_vector(self, query: str, deadline: Deadline) -> list[float] | None:
-        """The question's embedding when chunks carry embeddings, else None (full-text only)."""
-        if self.embedder is None or not query.strip() or not self._has_embeddings(deadline):
+    def _question_vector(
+        self, query: str, deadline: Deadline, scope: Scope = None
+    ) -> list[float] | None:
+        """The question's embedding when the chunks in `scope` carry embeddings, else None
+        (full-text only)."""
+        if self.embedder is None or not query.strip():
+            return None
+        if not self._has_embeddings(deadline, scope):
             return None
         try:
             return self.embedder.embed([query], deadline.child(seconds=deadline.remaining() / 2))[0]
@@ -171,35 +195,43 @@ class GraphKnowledgeStore:
             logger.warning("question embedding failed (%s): full-text only", exc.reason)
             return None
 
-    def _has_embeddings(self, deadline: Deadline) -> bool:
-        checked, found = self._embedded
+    def _has_embeddings(self, deadline: Deadline, scope: Scope) -> bool:
+        """Whether chunks in `scope` carry embeddings (remembered a while, per scope)."""
+        checked, found = self._embedded.get(scope, (0.0, False))
         if time.monotonic() - checked < EMBEDDED_CHECK_SECONDS:
             return found
-        found = bool(self._read(self._queries["embedded"], {}, deadline))
-        self._embedded = (time.monotonic(), found)
+        name = "embedded" if scope is None else "embedded_scope"
+        dialect = self.dialect(deadline)
+        found = bool(self._read(*scoped((self._queries[name], {}), dialect, scope), deadline))
+        if len(self._embedded) >= MAX_REMEMBERED_SCOPES:
+            self._embedded.clear()  # as many sets of collections as senders, at worst
+        self._embedded[scope] = (time.monotonic(), found)
         return found
 
     def _with_people(
-        self, query: str, candidates: list[Passage], deadline: Deadline
+        self, query: str, candidates: list[Passage], deadline: Deadline, scope: Scope
     ) -> list[Passage]:
         """Put who attended the meeting asked about first, straight from SPOKE_IN."""
         top = candidates[best_title_match(query, [p.title for p in candidates])]
         if not top.document_id:
             return candidates
-        rows = self._read(self._queries["spoke_in"], {"id": top.document_id}, deadline)
+        name = "spoke_in" if scope is None else "spoke_in_scope"
+        spoke_in = (self._queries[name], {"id": top.document_id})
+        rows = self._read(*scoped(spoke_in, self.dialect(deadline), scope), deadline)
         people = [str(r["name"]) for r in rows if r.get("name")]
         if not people:
             return candidates
         return [people_passage(top, people, candidates[0].score), *candidates]
 
     def _custom_search(
-        self, dialect: Dialect, query: str, k: int, deadline: Deadline
+        self, dialect: Dialect, query: str, k: int, deadline: Deadline, scope: Scope
     ) -> list[Passage]:
-        """The retrieval query from config.json; it must RETURN text, source and score."""
+        """The retrieval query from config.json; it must RETURN text, source and score (and,
+        for a search limited to some collections, filter by $collections)."""
         vector = None
         if "$embedding" in self.retrieval_query:
-            vector = self._question_vector(query, deadline)
-        statement, params = custom_statement(self.retrieval_query, dialect, query, k, vector)
+            vector = self._question_vector(query, deadline, scope)
+        statement, params = custom_statement(self.retrieval_query, dialect, query, k, vector, scope)
         return custom_passages(self._read(statement, params, deadline), dialect, k)
 
     def document_sha(self, doc_id: str) -> str | None:
@@ -219,6 +251,7 @@ class GraphKnowledgeStore:
                 date=str(row["date"]),
                 chunks=int(row["chunks"] or 0),
                 ingested_at=float(row["ingested_at"] or 0),
+                collection=str(row["collection"]),
             )
             for row in rows
         ]
@@ -249,7 +282,10 @@ class GraphKnowledgeStore:
 
     # -- writes ----------------------------------------------------------------------
     def upsert(self, doc: Document) -> None:
-        """Store a document, replacing any earlier version, its chunks and SPOKE_IN links."""
+        """Store a document, replacing any earlier version, its chunks and SPOKE_IN links;
+        in its collection, or ("") the stored document's, or the default for a new one."""
+        if doc.collection:
+            collection_name(doc.collection)  # ValueError: ingest checks names first
         deadline = Deadline(WRITE_SECONDS)
         dialect = self.dialect(deadline)
         self.prepare(deadline)
@@ -260,7 +296,7 @@ class GraphKnowledgeStore:
                 vectors = self.embedder.embed(texts, deadline)
             except EmbeddingFailed as exc:
                 raise KnowledgeUnavailable(f"embeddings failed: {exc.reason}") from None
-            self._embedded = (0.0, False)  # look again at the next search
+            self._embedded = {}  # look again at the next search
         self.client.write(
             lambda tx: write_document(tx, self.schema, dialect, doc, vectors, time.time()),
             deadline,
@@ -270,21 +306,48 @@ class GraphKnowledgeStore:
     def remove(self, document_ids: Iterable[str]) -> int:
         """Delete these documents, their chunks and SPOKE_IN links, and of their speakers
         those left with no relationship; how many documents existed."""
-        removed = 0
-        for doc_id in dict.fromkeys(document_ids):
-            deadline = Deadline(WRITE_SECONDS)
-            dialect = self.dialect(deadline)
-            removed += self.client.write(
-                lambda tx, doc_id=doc_id, dialect=dialect: remove_document(
-                    tx, self.schema, dialect, doc_id, time.time()
-                ),
-                deadline,
-            )
+        removed = self._each_document(
+            document_ids,
+            lambda tx, dialect, doc_id: remove_document(
+                tx, self.schema, dialect, doc_id, time.time()
+            ),
+        )
         if removed:
-            self._embedded = (0.0, False)  # the removed chunks may have held the only vectors
+            self._embedded = {}  # the removed chunks may have held the only vectors
             deadline = Deadline(WRITE_SECONDS)
             self.indexes.tidy(self.dialect(deadline), deadline)
         return removed
+
+    def move(self, document_ids: Iterable[str], collection: str) -> int:
+        """Put these documents and their chunks in `collection` (a new version, even for a
+        document already there); how many existed."""
+        collection_name(collection)  # ValueError: the CLI checks names first
+        moved = self._each_document(
+            document_ids,
+            lambda tx, dialect, doc_id: move_document(
+                tx, self.schema, dialect, doc_id, collection, time.time()
+            ),
+        )
+        if moved:
+            self._embedded = {}  # a collection may have gained or lost its only vectors
+            # FalkorDB indexes an updated node again: its old vector entry is a tombstone.
+            deadline = Deadline(WRITE_SECONDS)
+            self.indexes.tidy(self.dialect(deadline), deadline)
+        return moved
+
+    def _each_document(
+        self, document_ids: Iterable[str], work: Callable[[Any, Dialect, str], int]
+    ) -> int:
+        """`work(tx, dialect, doc_id)` for each document in a write transaction of its own
+        (a document's time budget each); the sum of what it returned."""
+        done = 0
+        for doc_id in dict.fromkeys(document_ids):
+            deadline = Deadline(WRITE_SECONDS)
+            dialect = self.dialect(deadline)
+            done += self.client.write(
+                lambda tx, doc_id=doc_id, dialect=dialect: work(tx, dialect, doc_id), deadline
+            )
+        return done
 
     def after_fork(self) -> None:
         """Drop connections inherited from a parent process."""

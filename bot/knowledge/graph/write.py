@@ -13,6 +13,10 @@ chunks holding it in text or title, for the coverage floor), its length (`text_t
 chunk count (`text_chunks`, written with the sha256), and with vectors its `centroid`. How
 many documents or chunks hold a stem is counted from the links when a search reads them,
 so no counter can drift: replacing or removing a document deletes its links first.
+
+A document's collection (who may read it) is on the Document and copied onto each Chunk,
+as its title is: a document written with none keeps the stored one, a new one goes to the
+default collection.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from bot.knowledge.graph.rank import content_stems, words
 from bot.knowledge.graph.schema import (
     CENTROID,
+    COLLECTION,
     Dialect,
     GraphSchema,
     Statement,
@@ -33,6 +38,7 @@ from bot.knowledge.graph.schema import (
     statement_bytes,
 )
 from bot.knowledge.store import Document
+from bot.readers import DEFAULT_COLLECTION
 
 MAX_BATCH = 100  # rows per UNWIND when the server has no size cap
 
@@ -178,8 +184,9 @@ def write_document(
         (
             f"MERGE (d:{d} {{id: $id}}) SET d.title = $title, d.kind = $kind, "
             "d.source = $source, d.date = $date, d.sha256 = '', d.text_chunks = null, "
-            f"d.{CENTROID} = null",
-            {**base, "kind": doc.kind, "source": doc.source},
+            f"d.{CENTROID} = null, d.{COLLECTION} = CASE WHEN $collection = '' "
+            f"THEN coalesce(d.{COLLECTION}, '{DEFAULT_COLLECTION}') ELSE $collection END",
+            {**base, "kind": doc.kind, "source": doc.source, "collection": doc.collection},
         ),
         (f"MATCH (d:{d} {{id: $id}})-[:HAS_CHUNK]->(c:{c}) DETACH DELETE c", {"id": doc.id}),
     ]
@@ -192,7 +199,7 @@ def write_document(
         f"MATCH (d:{d} {{id: $id}}) UNWIND $rows AS row "
         f"CREATE (d)-[:HAS_CHUNK]->(c:{c} {{id: row.id}}) SET c.seq = row.seq, "
         f"c.{schema.text} = row.text, c.speakers = row.speakers, c.location = row.location, "
-        "c.title = $title, "
+        f"c.title = $title, c.{COLLECTION} = d.{COLLECTION}, "
         f"c.date = $date, c.doc_id = $id RETURN row.seq AS seq, {dialect.node_id} AS node"
     )
     rows, rest = _chunk_rows(doc, dialect, create, base)
@@ -253,4 +260,30 @@ def remove_document(
     # document; of its speakers, only those left with no relationship at all go too.
     run(tx, dialect, f"MATCH (d:{d} {{id: $id}}) DETACH DELETE d", params).consume()
     _drop_orphans(tx, schema, dialect, speakers)
+    return True
+
+
+def move_document(
+    tx: Any, schema: GraphSchema, dialect: Dialect, doc_id: str, collection: str, now: float
+) -> bool:
+    """Put a document and its chunks in `collection`; False if it was not stored.
+
+    Marked first, as remove_document does (a new version, its sha256 emptied), then its
+    chunks, which the search's legs filter by, then the document with its sha256 back. On
+    FalkorDB, which applies each statement at once, an interrupted move has already
+    changed the version (no cached answer survives) and reads as an interrupted ingest:
+    moving it again finishes it, and the next ingest writes it whole where it was."""
+    d, c = schema.document, schema.chunk
+    params = {"id": doc_id, "collection": collection}
+    mark = (
+        f"MATCH (d:{d} {{id: $id}}) WITH d, coalesce(d.sha256, '') AS sha "
+        "SET d.sha256 = '', d.updated_at = $now RETURN sha"
+    )
+    marked = run(tx, dialect, mark, {"id": doc_id, "now": now}).data()
+    if not marked:
+        return False
+    chunks = f"MATCH (:{d} {{id: $id}})-[:HAS_CHUNK]->(c:{c}) SET c.{COLLECTION} = $collection"
+    run(tx, dialect, chunks, params).consume()
+    finish = f"MATCH (d:{d} {{id: $id}}) SET d.{COLLECTION} = $collection, d.sha256 = $sha"
+    run(tx, dialect, finish, {**params, "sha": marked[0]["sha"]}).consume()
     return True
