@@ -16,6 +16,7 @@ those a store holding only those collections computes, to the last bit.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 import threading
@@ -24,6 +25,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from bot.errors import KnowledgeUnavailable
+
+logger = logging.getLogger(__name__)
 
 # The token of a collection: its name in hex, one token whatever the name holds, and
 # never split or merged with another by the tokenizer (names are ASCII; see collection_token).
@@ -74,7 +77,8 @@ def add_collections_once(
 ) -> None:
     """Give a store made before collections its collection column and indexes, in one
     write transaction (every document is in "general"); another process that finds it
-    done, or cannot wait for the one doing it, goes on."""
+    done goes on, and so does one that cannot wait for the process doing it (its searches
+    fail, and say so, until that one is done)."""
     try:
         with transaction() as conn:
             if has_collections(conn):
@@ -97,7 +101,7 @@ def add_collections_once(
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (_SCHEMA_KEY,))
             changed(conn)
     except KnowledgeUnavailable as exc:
-        raise KnowledgeUnavailable(f"cannot add collections to the store: {exc}") from exc
+        logger.warning("collections not added to the knowledge store here (%s)", exc)
 
 
 # -- statistics -----------------------------------------------------------------------
