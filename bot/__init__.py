@@ -107,8 +107,11 @@ def create_app(
             downloads,
             transcriber,
             ask=lambda msg, question, deadline: handler.ask(msg, question, deadline),
-            # The people the knowledge base names, as spelling hints (the API takes 100).
-            names=lambda deadline: knowledge.people(100, deadline),
+            # The people of the documents the sender may read, as spelling hints (the API
+            # takes 100).
+            names=lambda msg, deadline: knowledge.people(
+                100, deadline, settings.readers.readable(msg.sender, msg.is_group)
+            ),
         ),
         # An admin's document with the caption "add" is ingested (scans read by `ocr`);
         # what became of one that outlived its reply heads their next reply.

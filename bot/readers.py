@@ -39,13 +39,16 @@ class Readers:
     def names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.grants)
 
-    def readable(self, sender: str) -> frozenset[str] | None:
+    def readable(self, sender: str, group: bool = False) -> frozenset[str] | None:
         """The collections `sender` may read; None when collections are not configured
-        (everything); an empty set reads nothing."""
+        (everything); an empty set reads nothing. In a `group`, whose every member reads
+        the reply, only the collections everyone reads."""
         if not self.grants:
             return None
         return frozenset(
-            name for name, senders in self.grants if EVERYONE in senders or sender in senders
+            name
+            for name, senders in self.grants
+            if EVERYONE in senders or (sender in senders and not group)
         )
 
 

@@ -101,7 +101,9 @@ class ConversationHandler:
             logger.warning("history unavailable for de-duplication: %s", exc)
             owned = False
         # Read before this message's own work, which may start an add of its own.
-        report = self.outcomes.take(msg.sender) if self.outcomes is not None else ""
+        # Only in a 1:1 chat: a group would read what an admin added, and where.
+        outcomes = None if msg.is_group else self.outcomes
+        report = outcomes.take(msg.sender) if outcomes is not None else ""
         pending = self.settlement.expect(msg)
         try:
             reply = _after(report, self._respond(msg, deadline))
@@ -175,7 +177,7 @@ class ConversationHandler:
         if len(question) > limit:
             question, note = question[:limit], TRUNCATED_NOTE.format(n=limit)
         history_size = self.settings.max_conversation_history
-        readable = self.readers.readable(msg.sender)
+        readable = self.readers.readable(msg.sender, msg.is_group)
         turns: list[Turn] | None = without_history(
             None, lambda: self.history.recent(msg.conversation, history_size, deadline)
         )

@@ -226,6 +226,7 @@ class DocumentInbox:
         suffix = SUFFIXES[file.content_type]
         deadline = Deadline(OCR_SECONDS)  # the add may outlive the request's deadline
         placement = Placement(request.collection, self.settings.knowledge_default_collection)
+        placement = placement.knowing(self.knowledge.documents())
         if request.title and (key := slug(request.title)):
             return ingest_file(
                 self.knowledge,

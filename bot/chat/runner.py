@@ -91,7 +91,7 @@ class CommandRunner:
         try:
             # With collections, the latest answer this sender may read the sources of: in
             # a group another member's may name documents this sender may not read.
-            readable = self.access.readers.readable(msg.sender)
+            readable = self.access.readers.readable(msg.sender, msg.is_group)
             return sources_text(self.history.last_sources(msg.conversation, deadline, readable))
         except HistoryUnavailable as exc:
             logger.warning("history unavailable: %s", exc)

@@ -49,7 +49,7 @@ ANSWER_RESERVE_SECONDS = 4.0
 NAMES_SECONDS = 0.5
 
 
-def no_names(deadline: Deadline) -> Sequence[str]:
+def no_names(msg: InboundMessage, deadline: Deadline) -> Sequence[str]:
     """No context bias."""
     return ()
 
@@ -63,8 +63,9 @@ class VoiceQuestions:
     transcriber: Transcriber | None  # None without a model key: voice is off
     ask: Ask  # the typed path: history, cache, retrieval, answerer (ConversationHandler.ask)
     # Names whose spelling the transcription should get right (the app factory reads the
-    # knowledge base's people with KnowledgeStore.people), read within the deadline given.
-    names: Callable[[Deadline], Sequence[str]] = no_names
+    # people of the documents the sender may read with KnowledgeStore.people), read within
+    # the deadline given.
+    names: Callable[[InboundMessage, Deadline], Sequence[str]] = no_names
 
     def __call__(self, msg: InboundMessage, deadline: Deadline) -> Reply:
         """The answer to a voice note, headed by what was heard; or one short reply."""
@@ -78,7 +79,7 @@ class VoiceQuestions:
         if note is None:
             return self._cannot(msg, VOICE_UNAVAILABLE)
         fetched = time.monotonic()
-        transcript = self._transcribe(self.transcriber, note, deadline)
+        transcript = self._transcribe(self.transcriber, msg, note, deadline)
         if transcript is None:
             return self._cannot(msg, VOICE_FAILED)
         logger.info(
@@ -102,13 +103,13 @@ class VoiceQuestions:
             return None
 
     def _transcribe(
-        self, transcriber: Transcriber, note: MediaFile, deadline: Deadline
+        self, transcriber: Transcriber, msg: InboundMessage, note: MediaFile, deadline: Deadline
     ) -> str | None:
         """The words heard (cleaned, possibly ""), leaving the answer its reserve; None when
         the transcription failed or ran out of time."""
         reserve = min(ANSWER_RESERVE_SECONDS, deadline.remaining() * ANSWER_SHARE)
         try:
-            names = list(self.names(deadline.child(NAMES_SECONDS)))
+            names = list(self.names(msg, deadline.child(NAMES_SECONDS)))
         except Exception as exc:  # a bias list is a nicety: never worth the answer
             logger.warning("names for the transcription unavailable (%s)", type(exc).__name__)
             names = []

@@ -163,6 +163,8 @@ def ingest_paths(
     started = clock()
     summary = IngestSummary()
     files, summary.errors, summary.ignored = discover(paths)
+    if files:
+        placement = placement.knowing(store.documents())
     report = _progress_callback(progress)
     people: set[str] = set()
     batch = _Batch(store)

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.deadline import Deadline
 from bot.errors import ModelFailed
 from bot.knowledge.formats import ParseError, max_bytes, parse_file, pdf
 from bot.knowledge.formats.base import document_id, humanise_stem
-from bot.knowledge.store import Document, KnowledgeStore
+from bot.knowledge.store import Document, DocumentInfo, KnowledgeStore
 from bot.ocr import Ocr
 from bot.readers import DEFAULT_COLLECTION
 
@@ -50,14 +50,31 @@ class FileResult:
 @dataclass(frozen=True)
 class Placement:
     """Which collection documents go to: `into` for every one (`ingest --collection`, a
-    caption's "#name"), else `default` for a new one while a stored one keeps its own."""
+    caption's "#name"), else a stored one keeps its own and a new one goes where a stored
+    document with the same bytes is (`known`: a renamed or moved file, a document sent again
+    under another title), else to `default`."""
 
     into: str = ""
     default: str = DEFAULT_COLLECTION
+    known: Mapping[str, str] = field(default_factory=dict)  # sha256 -> collection
 
-    def of(self, stored: bool) -> str:
+    def of(self, stored: bool, sha256: str = "") -> str:
         """The Document.collection to write: "" keeps the stored document's."""
-        return self.into or ("" if stored else self.default)
+        if self.into or stored:
+            return self.into
+        return self.known.get(sha256, self.default)
+
+    def knowing(self, documents: Iterable[DocumentInfo]) -> Placement:
+        """This placement, told where the stored documents' contents are (a content stored
+        in several collections counts as in the one that is not the default: a board
+        document renamed must not become everyone's)."""
+        if self.into:
+            return self
+        known: dict[str, str] = {}
+        for doc in documents:
+            if doc.sha256 and known.get(doc.sha256, self.default) == self.default:
+                known[doc.sha256] = doc.collection
+        return replace(self, known=known)
 
 
 # New documents in "general", stored ones where they are: as before collections existed.
@@ -196,7 +213,8 @@ def prepare(
         doc = _parse_or_refuse(path, data, doc_id, key, ocr, deadline)
     except _NotIngested as refused:
         return FileResult(key, refused.outcome, title, reason=refused.reason), None
-    doc = replace(doc, title=title or doc.title, collection=placement.of(stored_sha is not None))
+    collection = placement.of(stored_sha is not None, doc.sha256)
+    doc = replace(doc, title=title or doc.title, collection=collection)
     return _stored(key, doc, stored_sha), doc
 
 

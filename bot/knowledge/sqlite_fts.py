@@ -79,14 +79,16 @@ _UNINDEX_CHUNKS = (
 _VERSION = "SELECT key, value FROM meta WHERE key IN ('instance', 'version')"
 _LISTING = """
 SELECT d.id, d.title, d.source, d.kind, d.date,
-       (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id), d.updated_at, d.collection
+       (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id), d.updated_at, d.collection,
+       d.sha256
 FROM documents d ORDER BY d.source, d.id
 """
 
 # One spelling per name (the first stored), ranked by the documents that name it.
 _PEOPLE = """
 SELECT min(p.value) FROM documents, json_each(documents.people) p
-GROUP BY lower(p.value) ORDER BY count(*) DESC, lower(p.value) LIMIT ?
+WHERE ?1 IS NULL OR documents.collection IN (SELECT value FROM json_each(?1))
+GROUP BY lower(p.value) ORDER BY count(*) DESC, lower(p.value) LIMIT ?2
 """
 
 
@@ -200,14 +202,20 @@ class SqliteKnowledgeStore:
         if deadline.expired():
             raise KnowledgeUnavailable("timeout")
         try:
-            # The pool clears the progress handler when the connection is returned.
+            # The pool clears the progress handler (and ends the transaction) when the
+            # connection is returned.
             with self._pool.connection(deadline) as conn:
                 conn.set_progress_handler(lambda: 1 if deadline.expired() else 0, _PROGRESS_STEPS)
+                # One snapshot for the whole search: which collections exist, their sizes
+                # and every statement must see the same documents, or a document written
+                # meanwhile could pass a filter decided before it existed.
+                conn.execute("BEGIN")
                 scope = self._scope(conn, collections)
                 found = sqlite_search.search(
                     conn, query, terms, k, self.vectors, deadline, self.relevance_floor, scope
                 )
                 located = sqlite_locations.read(conn, [row[0] for row, _ in found])
+                conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:  # PoolTimeout included
             if deadline.expired():
                 raise KnowledgeUnavailable("timeout") from exc
@@ -265,10 +273,12 @@ class SqliteKnowledgeStore:
             ).fetchone()[0]
         return {"documents": documents, "chunks": chunks, "people": people}
 
-    def people(self, limit: int, deadline: Deadline) -> list[str]:
-        """Up to `limit` names, those in the most documents first."""
+    def people(self, limit: int, deadline: Deadline, collections: Readable = None) -> list[str]:
+        """Up to `limit` names (of `collections`' documents, when given), those in the most
+        documents first."""
+        listed = None if collections is None else json.dumps(sorted(collections))
         with self._errors(), self._pool.connection(deadline) as conn:
-            rows = conn.execute(_PEOPLE, (limit,)).fetchall()
+            rows = conn.execute(_PEOPLE, (listed, limit)).fetchall()
         return [name for (name,) in rows]
 
     def version(self) -> str:

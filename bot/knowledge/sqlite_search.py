@@ -5,9 +5,8 @@ store hands it."""
 
 from __future__ import annotations
 
-import heapq
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,9 +47,6 @@ DOCUMENT_WEIGHTS = (1.0, 0.0, 0.0)
 # query's rarest terms, up to about this many rows; rows holding only common terms (which
 # score low anyway) are left out. Below this size every matching row is ranked.
 CANDIDATE_ROWS = 1000
-# A search limited to some collections scores (sqlite_scope) the documents of its hits and
-# these many more, those the table's own bm25() puts first.
-RESCORED_DOCUMENTS = 50
 
 _BM25 = f"bm25(chunk_fts, {', '.join(map(str, BM25_WEIGHTS))})"
 _HITS = f"""
@@ -120,8 +116,7 @@ def search(
         if not covered(share):
             return []
         hits = _lexical_hits(conn, terms, counts, scope)
-        documents = _document_bm25(conn, terms, scope, {hit.doc_id for hit in hits})
-        scores = lexical_scores(hits, documents)
+        scores = lexical_scores(hits, _document_bm25(conn, terms, scope))
     else:
         lexical = _lexical_hits(conn, terms, counts, scope)
         hits = _with_cosines(conn, vectors, vector, lexical, scope)
@@ -130,7 +125,7 @@ def search(
         doc_ids = {hit.doc_id for hit in hits}
         scores = hybrid_scores(
             hits,
-            _document_bm25(conn, terms, scope, doc_ids),
+            _document_bm25(conn, terms, scope),
             vectors.document_cosines(conn, vector, doc_ids),
         )
     top = best_first(scores, k)
@@ -259,26 +254,18 @@ def _rescored(
 
 
 def _document_bm25(
-    conn: sqlite3.Connection,
-    terms: Sequence[str],
-    scope: Scope | None,
-    wanted: Collection[str] = (),
+    conn: sqlite3.Connection, terms: Sequence[str], scope: Scope | None
 ) -> dict[str, float]:
-    """Each matching document's -bm25 over all its text. With a scope, by its collections'
-    statistics, for the `wanted` documents (those of the hits) and the best
-    RESCORED_DOCUMENTS by the table's own bm25() (the largest, which the ranking divides by,
-    is among them but for a question that the scope's statistics turn upside down)."""
+    """Each matching document's -bm25 over all its text (with a scope, of its collections'
+    documents, by their statistics)."""
     collections = None if scope is None else scope.collections
-    match = matching(terms, DOCUMENT_TEXT, collections)
+    matched = conn.execute(_DOCUMENT_BM25, (matching(terms, DOCUMENT_TEXT, collections),))
     if scope is None:
-        return {doc_id: score for doc_id, score, _ in conn.execute(_DOCUMENT_BM25, (match,))}
-    matched = conn.execute(_DOCUMENT_BM25, (match,)).fetchall()
-    best = heapq.nlargest(RESCORED_DOCUMENTS, matched, key=lambda row: row[1])
-    pool = {row[2]: row[0] for row in best}
-    pool.update((rowid, doc_id) for doc_id, _, rowid in matched if doc_id in wanted)
+        return {doc_id: score for doc_id, score, _ in matched}
+    documents = {rowid: doc_id for doc_id, _, rowid in matched}
     counts = _counts(conn, DOCUMENTS, terms, scope)
-    scores = _rescored(conn, DOCUMENTS, terms, listed(pool), counts, scope)
-    return {doc_id: scores[rowid] for rowid, doc_id in pool.items() if rowid in scores}
+    scores = _rescored(conn, DOCUMENTS, terms, listed(documents), counts, scope)
+    return {doc_id: scores[rowid] for rowid, doc_id in documents.items() if rowid in scores}
 
 
 def _with_cosines(

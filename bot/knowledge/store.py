@@ -55,6 +55,7 @@ class DocumentInfo:
     chunks: int
     ingested_at: float  # Unix time of the last write; 0 if unknown
     collection: str = DEFAULT_COLLECTION
+    sha256: str = ""  # of the file as ingested ("" for an interrupted graph ingest)
 
 
 class KnowledgeStore(Protocol):
@@ -98,9 +99,10 @@ class KnowledgeStore(Protocol):
         """{"documents": n, "chunks": n, "people": n}."""
         ...
 
-    def people(self, limit: int, deadline: Deadline) -> list[str]:
-        """Up to `limit` names of the people in the documents, those in the most documents
-        first (voice notes are transcribed with them as spelling hints)."""
+    def people(self, limit: int, deadline: Deadline, collections: Readable = None) -> list[str]:
+        """Up to `limit` names of the people in the documents (of `collections`, when
+        given), those in the most documents first (voice notes are transcribed with them as
+        spelling hints)."""
         ...
 
     def version(self) -> str:

@@ -75,6 +75,14 @@ class _Collections:
 
 
 @dataclass(frozen=True)
+class _Scan:
+    """The in-memory scan of one store version: the sign bits and each row's collection."""
+
+    index: BinaryIndex
+    places: _Collections
+
+
+@dataclass(frozen=True)
 class Rebuilt:
     """What a rebuild of the vectors did."""
 
@@ -99,8 +107,7 @@ class VectorLeg:
         self._connection, self._transaction = connection, transaction
         self._changed = changed  # bumps the store's version (the answer cache's key)
         self._lock = threading.Lock()  # one thread (re)loads the index, the others wait
-        self._index = BinaryIndex.load([], 0)
-        self._places = _Collections([], np.empty(0, dtype=np.int32))
+        self._scan = _Scan(BinaryIndex.load([], 0), _Collections([], np.empty(0, np.int32)))
         self._loaded: str | None = None  # the store version the index was loaded at
         self._warned: str | None = None  # the other model a mismatch was logged for
         self._embed_after = 0.0  # monotonic time before which writes embed nothing
@@ -144,12 +151,13 @@ class VectorLeg:
             try:
                 if self._loaded != version:
                     total = sql.count(conn, self.model)
-                    self._index = BinaryIndex.load(sql.bits(conn, self.model), total)
-                    self._places = _Collections.of(conn, self._index.pks)
+                    index = BinaryIndex.load(sql.bits(conn, self.model), total)
+                    # One object, swapped at once: a mask must never meet another index.
+                    self._scan = _Scan(index, _Collections.of(conn, index.pks))
                     self._loaded = version
             finally:
                 self._lock.release()
-        return len(self._index)
+        return len(self._scan.index)
 
     def nearest(
         self,
@@ -162,8 +170,9 @@ class VectorLeg:
         when given), best first: a Hamming scan, then the cosine on the int8 components of
         its candidates."""
         [(bits, _)] = quantise([vector], self.embedder.dimensions)
-        only = None if collections is None else self._places.mask(collections)
-        candidates = self._index.nearest(bits, max(MIN_RESCORE, limit * RESCORE), only)
+        scan = self._scan  # read once: another thread may swap in a reloaded one
+        only = None if collections is None else scan.places.mask(collections)
+        candidates = scan.index.nearest(bits, max(MIN_RESCORE, limit * RESCORE), only)
         if not candidates:
             return []
         return by_cosine(vector, sql.int8_rows(conn, self.model, candidates))[:limit]
@@ -268,7 +277,7 @@ class VectorLeg:
     @property
     def index_bytes(self) -> int:
         """The memory the scan index holds in this process."""
-        return self._index.nbytes
+        return self._scan.index.nbytes
 
     def status(self) -> VectorStatus:
         """The store's model and how many chunks have a vector of this one (for `check`)."""

@@ -182,3 +182,41 @@ def test_a_question_answered_only_in_a_forbidden_collection_gets_the_ordinary_no
     assert "boardsecret0" in " ".join(ask("nairobi budget", ALICE))
     # BOB asking again after ALICE: her cached answer is not his.
     assert ask("nairobi budget", BOB) == uncovered
+
+
+def test_in_a_group_everyone_reads_the_reply_so_only_what_everyone_may_read_is_searched(
+    make_app, signed_post
+) -> None:
+    grants = collections_value({"general": ["*"], "board": [ALICE]})
+    app = make_app(ingest=False, knowledge_collections=grants, enable_group_chat=True)
+    for doc in documents([("board", [["nairobi", "budget"]]), ("general", [["travel", "policy"]])]):
+        app.extensions["bot"].knowledge.upsert(doc)
+    client = app.test_client()
+
+    def ask(text: str, **extra: str) -> str:
+        form = twilio_form(f"@agent {text}", ALICE, **extra)
+        return " ".join(reply_texts_of(signed_post(client, form)))
+
+    assert "boardsecret0" in ask("nairobi budget")  # ALICE alone reads the board
+    in_group = ask("nairobi budget", ConversationSid=GROUP)
+    assert "boardsecret0" not in in_group and NOTHING_FOUND in in_group
+    assert "generalsecret1" in ask("travel policy", ConversationSid=GROUP)
+
+
+def test_how_an_add_went_is_told_in_the_admins_own_chat_not_in_a_group(
+    make_app, signed_post
+) -> None:
+    """The report names the document and its collection: a group would read it."""
+    app = make_app(ingest=False, admin_senders=(ALICE,), enable_group_chat=True)
+    outcomes = app.extensions["bot"].handler.outcomes
+    job = outcomes.new_job()
+    outcomes.started(ALICE, job, "Salary review")
+    outcomes.finished(ALICE, job, "Added Salary review to board: 12 passages")
+    client = app.test_client()
+
+    def ask(**extra: str) -> str:
+        form = twilio_form("@agent travel policy", ALICE, **extra)
+        return " ".join(reply_texts_of(signed_post(client, form)))
+
+    assert "Salary review" not in ask(ConversationSid=GROUP)
+    assert "Added Salary review to board" in ask()

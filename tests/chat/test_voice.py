@@ -247,9 +247,11 @@ def test_the_names_bias_the_transcription_and_a_failing_list_does_not_stop_it(
     history,
 ) -> None:
     transcriber = FakeTranscriber(HEARD)
-    VoiceBot(history, transcriber, names=lambda deadline: ["Amara Okafor", "Jonas Weber"]).send()
+    VoiceBot(
+        history, transcriber, names=lambda msg, deadline: ["Amara Okafor", "Jonas Weber"]
+    ).send()
 
-    def broken(deadline) -> list[str]:
+    def broken(msg, deadline) -> list[str]:
         raise OSError("store down")
 
     bot = VoiceBot(history, transcriber, names=broken)

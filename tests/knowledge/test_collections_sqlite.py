@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.deadline import Deadline
+from bot.knowledge import sqlite_search, vector_leg
 from bot.knowledge.sqlite_fts import SqliteKnowledgeStore
 from bot.knowledge.store import Chunk, Document
 from tests.fakes.mistral_server import embed
@@ -214,3 +216,87 @@ def test_rows_of_other_collections_never_fill_the_top_k(vectors: bool) -> None:
     with stores([*forbidden, permitted], vectors=vectors) as (store,):
         found = store.search("budget nairobi", 3, Deadline(10), frozenset({"general"}))
         assert [p.document_id for p in found] == ["d99"]
+
+
+def test_a_document_written_during_a_limited_search_is_judged_by_the_same_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store holds only `general` when the search decides what to limit; a board
+    document committed by another worker before the search's statements run must not be
+    found by them."""
+    path = str(tmp_path / "k.sqlite3")
+    with SqliteKnowledgeStore(path) as store, SqliteKnowledgeStore(path) as writer:
+        store.upsert(document(1, "general", ["The travel policy is in the handbook."], "Handbook"))
+        real = sqlite_search.search
+
+        def after_a_commit(*args, **kwargs):
+            writer.upsert(document(2, "board", ["The CEO salary budget is 250,000."], "Pay"))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(sqlite_search, "search", after_a_commit)
+        assert store.search("salary budget", 5, Deadline(5), frozenset({"general"})) == []
+        monkeypatch.setattr(sqlite_search, "search", real)
+        assert store.search("salary budget", 5, Deadline(5), frozenset({"general"})) == []
+
+
+def test_a_search_meanwhile_a_reload_of_the_vector_scan_never_meets_another_scans_mask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One thread reloads the scan after a re-ingest (new rows, reading their collections);
+    another, its question vector in hand, asks for the nearest `general` chunks meanwhile:
+    it gets them from one whole scan, never the new rows under the old mask."""
+    with SqliteKnowledgeStore(str(tmp_path / "k.sqlite3"), embedder=HashEmbedder()) as store:
+        store.upsert(document(0, "general", ["travel one", "travel two", "travel three"], "G"))
+        store.upsert(document(1, "board", ["salary one", "salary two", "salary three"], "B"))
+        store.upsert(document(2, "general", ["handbook a", "handbook b", "handbook c"], "H"))
+        store.search("travel", 5, Deadline(10), frozenset({"general"}))  # the scan is loaded
+        leg = store.vectors
+        assert leg is not None
+        with store._connection() as conn:
+            vector = leg.question(conn, "salary", Deadline(10))
+        # Re-ingested: its chunks get new rows, the board ones move up in the scan.
+        store.upsert(document(0, "general", ["travel ONE", "travel TWO", "travel THREE"], "G"))
+        reading, go = threading.Event(), threading.Event()
+        read_collections = vector_leg._Collections.of
+
+        def slow(conn, pks):
+            reading.set()
+            go.wait(10)
+            return read_collections(conn, pks)
+
+        monkeypatch.setattr(vector_leg._Collections, "of", staticmethod(slow))
+        reload = threading.Thread(
+            target=store.search, args=("travel", 5, Deadline(30), frozenset({"general"}))
+        )
+        reload.start()
+        assert reading.wait(10)
+        try:
+            with store._connection() as conn:
+                near = [pk for pk, _ in leg.nearest(conn, vector, 10, frozenset({"general"}))]
+                marks = ",".join("?" * len(near))
+                found = conn.execute(
+                    "SELECT DISTINCT d.collection FROM chunks c JOIN documents d "
+                    f"ON d.id = c.doc_id WHERE c.pk IN ({marks})",
+                    near,
+                ).fetchall()
+        finally:
+            go.set()
+            reload.join()
+        assert found == [("general",)]
+
+
+def test_the_document_scores_are_those_of_a_store_of_only_those_collections_at_any_count() -> None:
+    """A hundred permitted documents match one word; the permitted document that holds the
+    other (and the most of it, so its score is the one the ranking divides by) matters
+    little to the whole table, where the forbidden documents hold that word too."""
+    docs = [
+        document(n, "general", ["beta " + "filler " * (n % 7)], "beta" if n % 2 else "Notes")
+        for n in range(100)
+    ]
+    docs.append(document(100, "general", ["alpha pad pad pad pad pad"] * 200, "Zed"))
+    docs += [document(n, "board", ["alpha secret"], "Board") for n in range(101, 301)]
+    only = [doc for doc in docs if doc.collection == "general"]
+    with stores(docs, only) as (everything, permitted):
+        for question in ("alpha beta", "beta alpha"):
+            limited = everything.search(question, 5, Deadline(10), frozenset({"general"}))
+            assert ranked(limited) == ranked(permitted.search(question, 5, Deadline(10)))

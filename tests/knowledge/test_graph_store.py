@@ -306,3 +306,29 @@ def test_people_names_most_documents_first_alike_in_both_stores(graph, tmp_path)
     assert graph.people(3, Deadline(5)) == expected[:3]
     # Jonas Weber is named in more of the sample's documents than anyone else.
     assert expected[0] == "Jonas Weber" and len(expected) == graph.counts()["people"]
+
+
+def test_people_of_some_collections_only_alike_in_both_stores(graph, tmp_path) -> None:
+    """Voice notes are transcribed with these names: a board member's name is no hint for
+    someone who may not read the board's documents."""
+    board = Document(
+        id="pay",
+        title="Pay review",
+        kind="transcript",
+        source="pay.vtt",
+        date="",
+        sha256="s-pay",
+        chunks=(Chunk(seq=0, text="Zara Quist: the salaries rise.", speakers=("Zara Quist",)),),
+        people=("Zara Quist",),
+        collection="board",
+    )
+    with SqliteKnowledgeStore(str(tmp_path / "reference.sqlite3")) as reference:
+        for store in (graph, reference):
+            ingest_paths(store, [str(SAMPLE)], progress=False)
+            store.upsert(board)
+        for collections in (frozenset({"general"}), frozenset({"board"}), None):
+            expected = reference.people(100, Deadline(5), collections)
+            assert graph.people(100, Deadline(5), collections) == expected
+        assert "Zara Quist" not in reference.people(100, Deadline(5), frozenset({"general"}))
+        assert reference.people(100, Deadline(5), frozenset({"board"})) == ["Zara Quist"]
+        assert "Zara Quist" in reference.people(100, Deadline(5))

@@ -62,6 +62,28 @@ def test_new_documents_go_to_the_default_and_stored_ones_stay_where_they_are(
     }
 
 
+def test_a_board_file_renamed_or_sent_again_stays_in_board(make_app, knowledge, tmp_path) -> None:
+    """A new document whose bytes a stored one already holds goes where that one is, not to
+    the default everyone reads: a renamed file ingested with --prune, a copy elsewhere."""
+    app = make_app(ingest=False, **knowledge, **COLLECTIONS)
+    board = minutes(tmp_path)
+    cli(app, "ingest", "--collection", "board", str(board))
+    (board / "2026").mkdir()
+    (board / "march.md").rename(board / "2026" / "march.md")
+    copy = tmp_path / "copies"
+    copy.mkdir()
+    (copy / "zebra.md").write_bytes((board / "2026" / "march.md").read_bytes())
+    (copy / "new.md").write_text("# Staff picnic\n\nIn June.\n")
+    cli(app, "ingest", "--prune", str(board))
+    cli(app, "ingest", str(copy))
+    assert {s: c for s, c in collections(app).items()} == {
+        "board-minutes/2026/march.md": "board",
+        "board-minutes/february.md": "board",
+        "copies/new.md": "staff",
+        "copies/zebra.md": "board",
+    }
+
+
 def test_ingest_with_a_collection_moves_unchanged_documents_and_says_so(
     make_app, knowledge
 ) -> None:

@@ -9,11 +9,12 @@ import pytest
 
 from bot.answer.extractive import ExtractiveAnswerer
 from bot.answer.mistral import MistralTranscriber
+from bot.config_values import collections as collections_value
 from bot.texts import MEDIA_REPLY, VOICE_FAILED, VOICE_OFF
 from tests.fakes.mistral_server import MistralStub
 from tests.fakes.transcriber import FakeTranscriber
 from tests.fakes.twilio_media import ACCOUNT_SID, MediaHost, Served, media_path, redirect
-from tests.support import API_KEY, APP_MEDIA_AUTH, reply_texts_of, twilio_form
+from tests.support import ALICE, API_KEY, APP_MEDIA_AUTH, BOB, reply_texts_of, twilio_form
 
 # A WhatsApp voice note as far as the checks go: an Ogg page header, then Opus data.
 OGG = b"OggS\x00\x02" + bytes(20) + b"OpusHead\x01\x01" + bytes(400)
@@ -41,12 +42,19 @@ def voice_app(make_app, twilio_api, mistral: MistralStub):
     return build
 
 
-def voice_note(twilio_api: MediaHost, cdn: MediaHost, number: int = 1, **extra) -> dict:
+def voice_note(
+    twilio_api: MediaHost, cdn: MediaHost, number: int = 1, sender: str = ALICE, **extra
+) -> dict:
     """A signed-ready webhook form for a voice note Twilio stores at `media_path(number)`."""
     file_url = cdn.serve(f"/voice/{number}", Served(body=OGG))
     url = twilio_api.serve(media_path(number), redirect(file_url))
     return twilio_form(
-        "", NumMedia="1", MediaUrl0=url, MediaContentType0="audio/ogg; codecs=opus", **extra
+        "",
+        sender,
+        NumMedia="1",
+        MediaUrl0=url,
+        MediaContentType0="audio/ogg; codecs=opus",
+        **extra,
     )
 
 
@@ -68,6 +76,24 @@ def test_a_voice_note_is_answered_from_the_knowledge_with_what_was_heard_first(
     assert not [name for name in request.form if "language" in name or "translat" in name]
     # The sample's people, as spelling hints: those in the most documents first.
     assert request.form["context_bias"][:2] == ["Jonas Weber", "Amara Okafor"]
+
+
+def test_the_spelling_hints_are_the_people_of_the_documents_the_sender_may_read(
+    voice_app, twilio_api, cdn, mistral, signed_post
+) -> None:
+    """The sample is in "general", which only ALICE reads: BOB's voice note carries none of
+    its people's names to the transcription."""
+    app = voice_app(
+        answerer=ExtractiveAnswerer(),
+        knowledge_collections=collections_value({"general": [ALICE], "board": [BOB]}),
+    )
+    mistral.transcript = HEARD
+    client = app.test_client()
+    signed_post(client, voice_note(twilio_api, cdn, 1, ALICE))
+    signed_post(client, voice_note(twilio_api, cdn, 2, BOB))
+    alice, bob = mistral.transcription_requests
+    assert alice.form["context_bias"][:2] == ["Jonas Weber", "Amara Okafor"]
+    assert "context_bias" not in bob.form or bob.form["context_bias"] == []
 
 
 def test_with_the_model_answering_the_transcript_is_the_question(

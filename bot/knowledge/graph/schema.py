@@ -324,6 +324,11 @@ def read_queries(schema: GraphSchema) -> dict[str, str]:
             f"MATCH (p:{p})-[:SPOKE_IN]->(d) WITH p.name AS name, count(DISTINCT d) AS n "
             "RETURN name ORDER BY n DESC, name LIMIT $limit"
         ),
+        "people_names_scope": (
+            f"MATCH (p:{p})-[:SPOKE_IN]->(d) WHERE {in_scope('d')} "
+            "WITH p.name AS name, count(DISTINCT d) AS n "
+            "RETURN name ORDER BY n DESC, name LIMIT $limit"
+        ),
         "version": f"MATCH (d:{d}) RETURN count(d) AS n, max(d.updated_at) AS t",
         "listing": (
             f"MATCH (d:{d}) OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:{c}) "
@@ -331,7 +336,8 @@ def read_queries(schema: GraphSchema) -> dict[str, str]:
             "coalesce(d.title, '') AS title, coalesce(d.source, '') AS source, "
             "coalesce(d.kind, '') AS kind, coalesce(d.date, '') AS date, chunks, "
             "coalesce(d.updated_at, 0) AS ingested_at, "
-            f"coalesce(d.{COLLECTION}, '{DEFAULT_COLLECTION}') AS collection ORDER BY source, id"
+            f"coalesce(d.{COLLECTION}, '{DEFAULT_COLLECTION}') AS collection, "
+            "coalesce(d.sha256, '') AS sha256 ORDER BY source, id"
         ),
         "spoke_in": (
             f"MATCH (p:{p})-[r:SPOKE_IN]->(d:{d} {{id: $id}}) "

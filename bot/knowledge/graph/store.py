@@ -252,6 +252,7 @@ class GraphKnowledgeStore:
                 chunks=int(row["chunks"] or 0),
                 ingested_at=float(row["ingested_at"] or 0),
                 collection=str(row["collection"]),
+                sha256=str(row.get("sha256") or ""),
             )
             for row in rows
         ]
@@ -265,9 +266,15 @@ class GraphKnowledgeStore:
         )
         return {name: int(value or 0) for name, value in zip(names, values, strict=True)}
 
-    def people(self, limit: int, deadline: Deadline) -> list[str]:
-        """Up to `limit` names of speakers, those in the most documents first."""
-        rows = self._read(self._queries["people_names"], {"limit": limit}, deadline)
+    def people(
+        self, limit: int, deadline: Deadline, collections: frozenset[str] | None = None
+    ) -> list[str]:
+        """Up to `limit` names of speakers (of `collections`' documents, when given), those
+        in the most documents first."""
+        scope = scope_of(collections)
+        name = "people_names" if scope is None else "people_names_scope"
+        statement = (self._queries[name], {"limit": limit})
+        rows = self._read(*scoped(statement, self.dialect(deadline), scope), deadline)
         return [str(row["name"]) for row in rows]
 
     def version(self) -> str:
