@@ -232,10 +232,11 @@ class SqliteKnowledgeStore:
             return None
         meta = dict(conn.execute(_VERSION))
         version = f"{meta.get('instance')}:{meta.get('version')}"
-        size = self._known.size(conn, version, collections)
+        layout = self._known.layout(conn, version)
+        size = sqlite_scope.permitted_size(layout, collections)
         if size is None:  # every stored collection: the search of the whole store
             return None
-        return sqlite_search.Scope(collections, size, self._known, version)
+        return sqlite_search.Scope(collections, size, layout, self._known, version)
 
     @staticmethod
     def _passage(row: tuple, score: float, location: str = "") -> Passage:

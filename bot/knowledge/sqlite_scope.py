@@ -15,7 +15,6 @@ those a store holding only those collections computes, to the last bit.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sqlite3
@@ -23,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from bot.errors import KnowledgeUnavailable
 
@@ -162,54 +162,52 @@ class Size:
         )
 
 
-_SIZES = """
-SELECT d.collection, s.sz FROM {table}_docsize s
+_ROWS = """
+SELECT d.collection, s.id, s.sz, c.doc_id FROM {table}_docsize s
 JOIN chunks c ON c.pk = s.id JOIN documents d ON d.id = c.doc_id
 """
 _COUNT = "(SELECT count(*) FROM {table} WHERE {table} MATCH ?)"
 MAX_COUNTS = 50_000  # cached term counts per process (a few MB); cleared when full
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The store at one version as a limited search needs it: each collection's Size, each
+    row's length in tokens (by rowid, per table), and the document of each row of doc_fts."""
+
+    sizes: dict[str, Size]
+    lengths: dict[str, Any]  # table name -> numpy array of lengths, indexed by rowid
+    documents: dict[int, str]
+
+
 class Known:
-    """What a limited search reads again and again, per store version: each collection's
-    Size (about 30 ms at 100,000 chunks) and the rows holding a term (a full-text count
-    scans the term's whole list, and questions share their common words)."""
+    """What a limited search reads again and again, per store version: the Layout (150 ms
+    at 100,000 chunks, paid by the first limited search after a change, and 4 bytes a
+    chunk) and the rows holding a term (a full-text count scans the term's whole list, and
+    questions share their common words)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version = ""
-        self._sizes: dict[str, Size] = {}
+        self._layout = Layout({}, {}, {})
         self._counts: dict[tuple[str, str], int] = {}
 
-    def _at(self, conn: sqlite3.Connection, version: str) -> None:
-        """Forget what an older version of the store held (called with the lock held)."""
-        if self._version != version:
-            self._sizes = self._read_sizes(conn)
-            self._counts = {}
-            self._version = version
-
-    def size(
-        self, conn: sqlite3.Connection, version: str, collections: frozenset[str]
-    ) -> Size | None:
-        """The permitted collections' Size together; None when they hold every stored
-        chunk (the store's own statistics are theirs: no need to limit anything)."""
+    def layout(self, conn: sqlite3.Connection, version: str) -> Layout:
+        """The store's Layout at `version`, read (in the caller's snapshot) when it is new."""
         with self._lock:
-            self._at(conn, version)
-            sizes = self._sizes
-        if collections >= sizes.keys():
-            return None
-        total = Size()
-        for name in collections:
-            total += sizes.get(name, Size())
-        return total
+            if self._version != version:
+                self._layout = self._read(conn)
+                self._counts = {}
+                self._version = version
+            return self._layout
 
     def counts(
         self, conn: sqlite3.Connection, version: str, table: str, matches: Sequence[str]
     ) -> list[int]:
         """How many rows of `table` each MATCH expression finds."""
         with self._lock:
-            self._at(conn, version)
-            found = [self._counts.get((table, match)) for match in matches]
+            known = self._counts if self._version == version else {}
+            found = [known.get((table, match)) for match in matches]
         missing = [match for match, n in zip(matches, found, strict=True) if n is None]
         if missing:
             # One statement for all: a statement each costs a round of Python and of the
@@ -226,14 +224,38 @@ class Known:
         return found  # type: ignore[return-value]
 
     @staticmethod
-    def _read_sizes(conn: sqlite3.Connection) -> dict[str, Size]:
+    def _read(conn: sqlite3.Connection) -> Layout:
+        # Imported here: numpy (about 20 MB per process) only once a limited search runs.
+        import numpy as np
+
         counts: dict[str, list[int]] = {}
+        lengths: dict[str, Any] = {}
+        documents: dict[int, str] = {}
         for slot, table in ((0, "chunk_fts"), (2, "doc_fts")):
-            for name, blob in conn.execute(_SIZES.format(table=table)):
+            rows = conn.execute(_ROWS.format(table=table)).fetchall()
+            by_row = np.zeros(max((row[1] for row in rows), default=0) + 1, dtype=np.int32)
+            for name, rowid, blob, doc_id in rows:
+                length = row_size(blob)
+                by_row[rowid] = length
                 found = counts.setdefault(name, [0, 0, 0, 0])
                 found[slot] += 1
-                found[slot + 1] += row_size(blob)
-        return {name: Size(*values) for name, values in counts.items()}
+                found[slot + 1] += length
+                if slot:
+                    documents[rowid] = doc_id
+            lengths[table] = by_row
+        sizes = {name: Size(*values) for name, values in counts.items()}
+        return Layout(sizes, lengths, documents)
+
+
+def permitted_size(layout: Layout, collections: frozenset[str]) -> Size | None:
+    """The permitted collections' Size together; None when they hold every stored chunk
+    (the store's own statistics are theirs: no need to limit anything)."""
+    if collections >= layout.sizes.keys():
+        return None
+    total = Size()
+    for name in collections:
+        total += layout.sizes.get(name, Size())
+    return total
 
 
 def idf(rows: int, holding: int) -> float:
@@ -284,7 +306,7 @@ def term_rows(
     only: str | None = None,
 ) -> list[tuple[int, float]]:
     """(rowid, bm25() of `term` alone) of the rows of `collections` holding it; with
-    `only` (listed(rowids)), of those rows (all already permitted)."""
+    `only` (their rowids as a JSON list), of those rows (all already permitted)."""
     if only is not None:
         sql = _LISTED_ROWS.format(bm25=table.bm25, table=table.name)
         return conn.execute(sql, (f"{table.columns}: {term}", only)).fetchall()
@@ -293,52 +315,45 @@ def term_rows(
     return conn.execute(sql, (matching([term], table.columns, collections),)).fetchall()
 
 
-def listed(rowids: Iterable[int]) -> str:
-    """Rows as term_rows' `only` takes them (JSON, made once for all the terms)."""
-    return json.dumps(list(rowids))
-
-
 def exact_scores(
-    conn: sqlite3.Connection,
     table: Table,
     terms: Sequence[str],
-    rows: str,
     found: dict[str, list[tuple[int, float]]],
     whole: Statistics,
     permitted: Statistics,
-) -> dict[int, float]:
-    """-bm25 of the OR of `terms` for `rows` (listed()), from what `found` says each term's
-    bm25() alone gives in them (with the whole table's statistics, as FTS5 computes it),
-    recomputed with the `permitted` statistics: bit for bit what a table holding only the
-    permitted rows gives (the same formula in the same order; the weights are whole
-    numbers, so each term's weighted count in a row is recovered exactly)."""
-    sizes = conn.execute(
-        f"SELECT id, sz FROM {table.name}_docsize WHERE id IN (SELECT value FROM json_each(?))",
-        (rows,),
-    ).fetchall()
+    lengths: Any,
+) -> tuple[Any, Any]:
+    """(rowids, -bm25) as numpy arrays, rowids ascending, of the rows `found` says hold the
+    OR of `terms` (each term's bm25() alone, with the whole table's statistics, as FTS5
+    computes it), recomputed with the `permitted` statistics (`lengths`: each row's, by
+    rowid): bit for bit what a table holding only the permitted rows gives (the same
+    formula in the same order; the weights are whole numbers, so each term's weighted
+    count in a row is recovered exactly)."""
+    import numpy as np  # loaded with the Layout
+
+    pairs = {term: np.array(rows, dtype=np.float64) for term, rows in found.items() if rows}
+    if not pairs:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    ids = np.unique(np.concatenate([p[:, 0] for p in pairs.values()]).astype(np.int64))
+    length = lengths[ids].astype(np.float64)
     # bm25() divides each count by k1 (1 - b + b D / avgdl): with the whole table's average
-    # as FTS5 computed it, and with the permitted rows' as their own table would.
-    whole_average, permitted_average = whole.average, permitted.average
-    norms = {}
-    for rowid, blob in sizes:
-        length = sum(blob) if blob.isascii() else row_size(blob)
-        norms[rowid] = (
-            K1 * (1 - B + B * length / whole_average),
-            K1 * (1 - B + B * length / permitted_average),
-        )
-    scores = dict.fromkeys(norms, 0.0)
+    # as FTS5 computed it, and with the permitted rows' as their own table would. Array by
+    # array, the same operations in the same order as FTS5's C: the same bits.
+    as_computed = K1 * (1 - B + B * length / whole.average)
+    as_permitted = K1 * (1 - B + B * length / permitted.average)
+    scores = np.zeros(len(ids))
     top = K1 + 1.0
     # Term by term, in the question's order, as FTS5 sums them: a term a row lacks adds
     # exactly 0.0 there, so leaving it out changes no bit.
     for term in terms:
-        if not (holding := found.get(term)):
+        if (holding := pairs.get(term)) is None:
             continue
         computed = idf(whole.rows, whole.holding[term])
         weight = idf(permitted.rows, permitted.holding[term])
-        for rowid, score in holding:
-            # One term's bm25 = idf f (k1 + 1) / (f + norm), solved for f (a whole number).
-            h = -score / computed
-            as_computed, as_permitted = norms[rowid]
-            f = float(round(h * as_computed / (top - h)))
-            scores[rowid] += weight * ((f * top) / (f + as_permitted))
-    return {rowid: score for rowid, score in scores.items() if score > 0.0}
+        at = np.searchsorted(ids, holding[:, 0].astype(np.int64))
+        # One term's bm25 = idf f (k1 + 1) / (f + norm), solved for f (a whole number).
+        h = -holding[:, 1] / computed
+        f = np.round(h * as_computed[at] / (top - h))
+        scores[at] += weight * ((f * top) / (f + as_permitted[at]))
+    kept = scores > 0.0
+    return ids[kept], scores[kept]

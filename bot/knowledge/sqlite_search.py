@@ -23,11 +23,11 @@ from bot.knowledge.sqlite_scope import (
     CHUNK_TEXT,
     DOCUMENT_TEXT,
     Known,
+    Layout,
     Size,
     Statistics,
     Table,
     exact_scores,
-    listed,
     matching,
     table_size,
     term_rows,
@@ -64,7 +64,7 @@ _GATED_SEARCH = _HITS.format(
 _CANDIDATES = "SELECT json_group_array(rowid) FROM chunk_fts WHERE chunk_fts MATCH ?"
 _COUNT = "(SELECT count(*) FROM {table} WHERE {table} MATCH ?)"
 _DOCUMENT_BM25 = f"""
-SELECT c.doc_id, -bm25(doc_fts, {", ".join(map(str, DOCUMENT_WEIGHTS))}), doc_fts.rowid
+SELECT c.doc_id, -bm25(doc_fts, {", ".join(map(str, DOCUMENT_WEIGHTS))})
 FROM doc_fts JOIN chunks c ON c.pk = doc_fts.rowid WHERE doc_fts MATCH ?
 """
 _HOLDERS = """
@@ -79,11 +79,12 @@ FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.pk IN ({marks})
 
 @dataclass(frozen=True)
 class Scope:
-    """A search limited to some collections, their sizes, and the store's cache of counts
-    at its `version`."""
+    """A search limited to some collections, their sizes, the store's layout and cache of
+    counts at its `version`."""
 
     collections: frozenset[str]
     size: Size
+    layout: Layout
     known: Known
     version: str
 
@@ -228,21 +229,31 @@ def _limited_hits(
     statistics (sqlite_scope.exact_scores); the best TOP_HITS, ties by rowid."""
     gate = matching(rare, CHUNK_TEXT, scope.collections)
     [(candidates,)] = conn.execute(_CANDIDATES, (gate,)).fetchall()
-    scores = _rescored(conn, CHUNKS, terms, candidates, counts, scope)
-    best = sorted(scores, key=lambda pk: (-scores[pk], pk))[:TOP_HITS]
-    return [Hit(pk, doc_id, seq, lexical=scores[pk]) for pk, doc_id, seq in _places(conn, best)]
+    ids, scores = _rescored(conn, CHUNKS, terms, candidates, counts, scope)
+    best = _best(ids, scores, TOP_HITS)
+    return [Hit(pk, doc_id, seq, lexical=best[pk]) for pk, doc_id, seq in _places(conn, list(best))]
+
+
+def _best(ids: np.ndarray, scores: np.ndarray, n: int) -> dict[int, float]:
+    """The `n` best rowids and their scores, ties by rowid (`ids` ascending)."""
+    import numpy as np  # loaded by a limited search's layout already
+
+    # A stable sort of the rowid-ordered rows by descending score keeps ties by rowid.
+    order = np.argsort(-scores, kind="stable")[:n]
+    return dict(zip(ids[order].tolist(), scores[order].tolist(), strict=True))
 
 
 def _rescored(
     conn: sqlite3.Connection,
     table: Table,
     terms: Sequence[str],
-    rows: str,
+    rows: str | None,
     counts: Counts,
     scope: Scope,
-) -> dict[int, float]:
-    """-bm25 of `rows` (listed) by the scope's statistics: each term's bm25() read on them,
-    then recomputed (sqlite_scope.exact_scores)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rowids, -bm25) by the scope's statistics of `rows` (a JSON list), or of all the
+    scope's rows holding a term (None): each term's bm25() read on them, then recomputed
+    (sqlite_scope.exact_scores)."""
     found = {
         term: term_rows(conn, table, term, scope.collections, rows)
         for term in terms
@@ -250,7 +261,7 @@ def _rescored(
     }
     whole = Statistics(*table_size(conn, table.name), counts.whole)
     permitted = Statistics(*scope.size.of(table.name), counts.permitted)
-    return exact_scores(conn, table, terms, rows, found, whole, permitted)
+    return exact_scores(table, terms, found, whole, permitted, scope.layout.lengths[table.name])
 
 
 def _document_bm25(
@@ -258,14 +269,15 @@ def _document_bm25(
 ) -> dict[str, float]:
     """Each matching document's -bm25 over all its text (with a scope, of its collections'
     documents, by their statistics)."""
-    collections = None if scope is None else scope.collections
-    matched = conn.execute(_DOCUMENT_BM25, (matching(terms, DOCUMENT_TEXT, collections),))
     if scope is None:
-        return {doc_id: score for doc_id, score, _ in matched}
-    documents = {rowid: doc_id for doc_id, _, rowid in matched}
+        match = matching(terms, DOCUMENT_TEXT, None)
+        return {doc_id: score for doc_id, score in conn.execute(_DOCUMENT_BM25, (match,))}
     counts = _counts(conn, DOCUMENTS, terms, scope)
-    scores = _rescored(conn, DOCUMENTS, terms, listed(documents), counts, scope)
-    return {doc_id: scores[rowid] for rowid, doc_id in documents.items() if rowid in scores}
+    ids, scores = _rescored(conn, DOCUMENTS, terms, None, counts, scope)
+    documents = scope.layout.documents
+    return {
+        documents[rowid]: score for rowid, score in zip(ids.tolist(), scores.tolist(), strict=True)
+    }
 
 
 def _with_cosines(
