@@ -1,4 +1,4 @@
-"""Collections on the Neo4j dialect, through the recording stand-in of test_graph_neo4j.py
+"""Collections on the Neo4j dialect, through the recording stand-in of tests/fakes/graph_client.py
 (no Neo4j server can be installed here): a limited search filters every statement before
 its LIMIT and asks Lucene for no limit of its own, an unlimited one sends no filter, and
 ingest keeps a document's collection unless told (test_graph_collections.py runs the same
@@ -12,23 +12,15 @@ import pytest
 
 from bot.deadline import Deadline
 from bot.knowledge.store import Chunk, Document
-from tests.knowledge.test_graph_neo4j import (
-    FULLTEXT,
-    HIT,
-    LOOKUPS,
-    Embedder,
-    RecordingClient,
-    store_on,
-    vector_index,
-)
+from tests.fakes import graph_client as neo4j
 
 
-def limited_reads(client: RecordingClient) -> list[tuple[str, dict]]:
+def limited_reads(client: neo4j.RecordingClient) -> list[tuple[str, dict]]:
     return [(q, p) for mode, q, p in client.sent if mode == "read" and "SHOW INDEXES" not in q]
 
 
 def test_a_limited_neo4j_search_filters_every_statement_before_its_limit() -> None:
-    client = RecordingClient(indexes=[FULLTEXT, vector_index(), *LOOKUPS])
+    client = neo4j.RecordingClient(indexes=[neo4j.FULLTEXT, neo4j.vector_index(), *neo4j.LOOKUPS])
     client.answers["sum(d.text_chunks) AS chunks"] = [
         {"stem": "budget", "documents": 3, "chunks": 9, "words": 90.0}
         | {"in_chunks": 2, "in_documents": 1}
@@ -36,8 +28,8 @@ def test_a_limited_neo4j_search_filters_every_statement_before_its_limit() -> No
     client.answers["collect([d.id, score])"] = [{"covered": 1.0, "best": 1.0, "scores": []}]
     client.answers["RETURN n AS node"] = []
     client.answers["SPOKE_IN"] = [{"name": "Ann"}]
-    client.answers["db.index.fulltext.queryNodes"] = [{**HIT, "node": "4:x:1", "seq": 0}]
-    store = store_on(client, embedder=Embedder(4))
+    client.answers["db.index.fulltext.queryNodes"] = [{**neo4j.HIT, "node": "4:x:1", "seq": 0}]
+    store = neo4j.store_on(client, embedder=neo4j.Embedder(4))
     found = store.search("who attended the budget?", 3, Deadline(5), frozenset({"hr", "board"}))
     assert found[0].text.startswith("People in Budget") and found[1].chunk_id == "d1:0"
     reads = limited_reads(client)
@@ -55,9 +47,9 @@ def test_a_limited_neo4j_search_filters_every_statement_before_its_limit() -> No
 
 
 def test_an_unlimited_neo4j_search_sends_no_filter_and_one_vector_query() -> None:
-    client = RecordingClient(indexes=[FULLTEXT, vector_index(), *LOOKUPS])
-    client.answers["db.index.vector.queryNodes"] = [{**HIT, "chunk_id": "d1:1"}]
-    store = store_on(client, embedder=Embedder(4))
+    client = neo4j.RecordingClient(indexes=[neo4j.FULLTEXT, neo4j.vector_index(), *neo4j.LOOKUPS])
+    client.answers["db.index.vector.queryNodes"] = [{**neo4j.HIT, "chunk_id": "d1:1"}]
+    store = neo4j.store_on(client, embedder=neo4j.Embedder(4))
     assert store.search("budget", 3, Deadline(5))
     reads = limited_reads(client)
     assert not [q for q, p in reads if "collection" in q or "collections" in p]
@@ -70,19 +62,19 @@ def test_an_unlimited_neo4j_search_sends_no_filter_and_one_vector_query() -> Non
 
 
 def test_an_empty_set_of_collections_reads_nothing() -> None:
-    client = RecordingClient(indexes=[FULLTEXT])
-    assert store_on(client).search("budget", 3, Deadline(5), frozenset()) == []
+    client = neo4j.RecordingClient(indexes=[neo4j.FULLTEXT])
+    assert neo4j.store_on(client).search("budget", 3, Deadline(5), frozenset()) == []
     assert client.sent == []
 
 
 def test_a_neo4j_custom_query_gets_collections_as_a_parameter() -> None:
-    client = RecordingClient(indexes=[FULLTEXT])
+    client = neo4j.RecordingClient(indexes=[neo4j.FULLTEXT])
     query = (
         "MATCH (c:Chunk) WHERE c.collection IN $collections "
         "RETURN c.text AS text, 's' AS source, 1 AS score"
     )
     client.answers["MATCH (c:Chunk) WHERE"] = [{"text": "t", "source": "s", "score": 1.0}]
-    store = store_on(client, retrieval_query=query)
+    store = neo4j.store_on(client, retrieval_query=query)
     assert store.search("budget", 3, Deadline(5), frozenset({"general"}))
     assert client.sent[-1][2]["collections"] == ["general"]
     store.search("budget", 3, Deadline(5))
@@ -90,8 +82,8 @@ def test_a_neo4j_custom_query_gets_collections_as_a_parameter() -> None:
 
 
 def test_a_neo4j_document_keeps_its_collection_unless_told() -> None:
-    client = RecordingClient()
-    store = store_on(client)
+    client = neo4j.RecordingClient()
+    store = neo4j.store_on(client)
     doc = Document("d1", "Plan", "text", "d1.txt", "", "s1", (Chunk(0, "Budget."),))
     store.upsert(doc)
     store.upsert(replace(doc, collection="board"))

@@ -1,5 +1,5 @@
 """The document-level evidence on the Neo4j dialect, through the recording stand-in of
-test_graph_neo4j.py: which statements ingest and a search send, with which parameters, and
+tests/fakes/graph_client.py: which statements ingest and a search send, with which parameters, and
 what the store does with their answers (no Neo4j server can be installed here)."""
 
 from __future__ import annotations
@@ -10,18 +10,10 @@ import pytest
 
 from bot.deadline import Deadline
 from bot.knowledge.store import Chunk, Document
-from tests.knowledge.test_graph_neo4j import (
-    FULLTEXT,
-    HIT,
-    LOOKUPS,
-    Embedder,
-    RecordingClient,
-    store_on,
-    vector_index,
-)
+from tests.fakes import graph_client as neo4j
 
 
-class Unnormalised(Embedder):
+class Unnormalised(neo4j.Embedder):
     """Vectors of length 2, as a model that does not normalise gives them."""
 
     def embed(self, texts: list[str], deadline: Deadline) -> list[list[float]]:
@@ -34,8 +26,8 @@ COSINES = "RETURN n AS node"
 
 
 def test_ingest_writes_terms_centroid_and_totals_as_parameters() -> None:
-    client = RecordingClient(indexes=[FULLTEXT, vector_index(), *LOOKUPS])
-    store = store_on(client, embedder=Unnormalised(4))
+    client = neo4j.RecordingClient(indexes=[neo4j.FULLTEXT, neo4j.vector_index(), *neo4j.LOOKUPS])
+    store = neo4j.store_on(client, embedder=Unnormalised(4))
     chunks = (Chunk(0, "Budget review."), Chunk(1, "Budgets grow."))
     store.upsert(Document("d1", "Plan", "text", "d1.txt", "", "s1", chunks))
     sent = [(q, p) for mode, q, p in client.sent if mode == "write"]
@@ -59,9 +51,9 @@ def test_ingest_writes_terms_centroid_and_totals_as_parameters() -> None:
 
 
 def test_a_hybrid_search_reads_evidence_and_cosines_and_ranks_by_them() -> None:
-    client = RecordingClient(indexes=[FULLTEXT, vector_index(), *LOOKUPS])
-    client.answers["db.index.fulltext.queryNodes"] = [{**HIT, "node": "4:x:1", "seq": 0}]
-    far = {**HIT, "chunk_id": "d2:3", "document_id": "d2", "node": "4:x:2", "seq": 3}
+    client = neo4j.RecordingClient(indexes=[neo4j.FULLTEXT, neo4j.vector_index(), *neo4j.LOOKUPS])
+    client.answers["db.index.fulltext.queryNodes"] = [{**neo4j.HIT, "node": "4:x:1", "seq": 0}]
+    far = {**neo4j.HIT, "chunk_id": "d2:3", "document_id": "d2", "node": "4:x:2", "seq": 3}
     client.answers["db.index.vector.queryNodes"] = [far]
     client.answers[TOTALS] = [
         {"stem": "budget", "documents": 10, "chunks": 40, "words": 900.0}
@@ -72,7 +64,7 @@ def test_a_hybrid_search_reads_evidence_and_cosines_and_ranks_by_them() -> None:
         {"node": "4:x:1", "chunk": 0.1, "document": 0.1},
         {"node": "4:x:2", "chunk": 0.9, "document": 0.8},
     ]
-    store = store_on(client, embedder=Unnormalised(4))
+    store = neo4j.store_on(client, embedder=Unnormalised(4))
     found = store.search("budget", 3, Deadline(5))
     assert [p.chunk_id for p in found] == ["d2:3", "d1:0"]  # by meaning and its document
     assert client.statements("write") == []
@@ -89,14 +81,14 @@ def test_a_hybrid_search_reads_evidence_and_cosines_and_ranks_by_them() -> None:
 
 
 def test_a_question_the_statistics_do_not_cover_finds_nothing() -> None:
-    client = RecordingClient(indexes=[FULLTEXT, *LOOKUPS])
+    client = neo4j.RecordingClient(indexes=[neo4j.FULLTEXT, *neo4j.LOOKUPS])
     client.answers[TOTALS] = [
         {"stem": s, "documents": 10, "chunks": 40, "words": 900.0, "in_chunks": n}
         | {"in_documents": min(n, 1)}
         for s, n in (("budget", 4), ("peru", 0))
     ]
     client.answers[SCORES] = [{"covered": 2.0, "best": 3.0, "scores": [["d1", 3.0]]}]
-    store = store_on(client, relevance_floor=True)
+    store = neo4j.store_on(client, relevance_floor=True)
     assert store.search("budget in Peru", 3, Deadline(5)) == []
     client.answers[SCORES] = [{"covered": 6.0, "best": 3.0, "scores": [["d1", 3.0]]}]
     assert [p.chunk_id for p in store.search("budget in Peru", 3, Deadline(5))] == ["d1:0"]
